@@ -1,0 +1,99 @@
+"""DIRE (DDIM-N inversion + reconstruction, 2N UNet calls) vs DistilDIRE (1 UNet call) on the same UNet.
+
+Prints, per UNet: UNet calls per image, ms per image for each pipeline, and their ratio. Random
+weights (speed does not depend on them). Not a test: run it and read the figures.
+
+    python bench/speed.py                 # small bundled-style UNet at 64 px + ADM-256 topology at 64 px
+    python bench/speed.py --adm-size 256  # the real ADM resolution (slow on CPU: minutes per DIRE image)
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from detector.ddim import DDIM
+from detector.models import ADM_256_UNCOND, DistilDIREStudent, build_unet, small_unet_config, unet_config_for_adm
+
+
+def _time(fn, repeats: int) -> float:
+    """Median wall time in ms over ``repeats`` runs, after one warm-up."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+@torch.inference_mode()
+def measure(label: str, unet, student_depth: int, size: int, batch: int, steps: int, repeats: int, dire_repeats: int, device):
+    unet = unet.to(device).eval()
+    student = DistilDIREStudent(student_depth, 6).to(device).eval()
+    dire_classifier = DistilDIREStudent(student_depth, 3).to(device).eval()
+    ddim = DDIM(steps=steps)
+    calls = {"n": 0}
+
+    def eps_fn(x, t):
+        calls["n"] += 1
+        return unet(x, t).sample[:, :3]
+
+    x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+
+    def distildire():
+        eps = ddim.eps_at_start(eps_fn, x)
+        return student(torch.cat([x, eps], 1))["logit"]
+
+    def dire():
+        rec = ddim.reconstruct(eps_fn, ddim.invert(eps_fn, x))
+        return dire_classifier((x - rec).abs() * 2 - 1)["logit"]
+
+    calls["n"] = 0
+    distildire()
+    distil_calls = calls["n"]
+    calls["n"] = 0
+    dire()
+    dire_calls = calls["n"]
+    t_distil = _time(distildire, repeats) / batch
+    t_dire = _time(dire, dire_repeats) / batch
+    params = sum(p.numel() for p in unet.parameters())
+    print(f"{label:<34} {params / 1e6:>8.1f}M  {size:>4}px  {dire_calls:>3} calls {t_dire:>10.1f} ms   "
+          f"{distil_calls:>2} call {t_distil:>8.1f} ms   {t_dire / t_distil:>6.1f}x")
+    return t_dire, t_distil
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small-size", type=int, default=64)
+    parser.add_argument("--adm-size", type=int, default=64, help="input size for the ADM-256 topology")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dire-repeats", type=int, default=2)
+    parser.add_argument("--skip-adm", action="store_true")
+    parser.add_argument("--skip-small", action="store_true")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    hardware = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"device: {device} ({hardware}); torch {torch.__version__}; fp32; batch {args.batch}; DDIM {args.steps}")
+    print(f"{'UNet':<34} {'params':>9}  {'size':>5}  {'DIRE':>20}   {'DistilDIRE':>17}   {'ratio':>6}")
+    if not args.skip_small:
+        small = build_unet(small_unet_config(sample_size=args.small_size))
+        measure("small (bundled-style) + ResNet-18", small, 18, args.small_size, args.batch, args.steps,
+                args.repeats, args.dire_repeats, device)
+    if not args.skip_adm:
+        adm = build_unet(unet_config_for_adm(ADM_256_UNCOND))
+        measure("ADM-256 topology + ResNet-50", adm, 50, args.adm_size, args.batch, args.steps,
+                args.repeats, 1, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""``python -m detector``: ``scan`` images or folders, ``convert-adm`` a guided-diffusion checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif", ".avif", ".heic"}
+
+
+def collect_inputs(paths: list[str]) -> list[str]:
+    """Files as given (whatever their type, so bad ones are reported); folders recursed for images."""
+    found: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(raw)
+    return found
+
+
+def _format_table(rows: list[dict]) -> str:
+    headers = ["file", "verdict", "p_fake", "unet_calls", "ms", "error"]
+    body = [
+        [
+            r["source"],
+            r["label"] or "ERROR",
+            f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-",
+            str(r["unet_calls"]),
+            f"{r['timings_ms'].get('total', 0):.0f}" if r["p_fake"] is not None else "-",
+            r["error"] or "",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .pipeline import Detector
+    from .registry import WeightsNotFoundError
+
+    inputs = collect_inputs(args.paths)
+    if not inputs:
+        print("error: no image files found in the given paths", file=sys.stderr)
+        return 2
+    options = {"batch_size": args.batch_size}
+    if args.threshold is not None:
+        options["threshold"] = args.threshold
+    if args.device:
+        options["device"] = args.device
+    try:
+        if args.student:
+            detector = Detector.from_files(student=args.student, unet=args.unet, **options)
+        else:
+            detector = Detector.from_pretrained(args.weights, **options)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rows: list[dict] = []
+    with tqdm(total=len(inputs), unit="img", disable=args.quiet or None, file=sys.stderr) as bar:
+        for start in range(0, len(inputs), args.batch_size):
+            chunk = inputs[start : start + args.batch_size]
+            rows.extend(r.to_dict() for r in detector.detect(chunk, with_dire=args.dire))
+            bar.update(len(chunk))
+    print(_format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": detector.describe(), "results": rows}, indent=2))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["source", "label", "p_fake", "logit", "unet_calls", "total_ms", "error"])
+            for r in rows:
+                writer.writerow([r["source"], r["label"], r["p_fake"], r["logit"], r["unet_calls"],
+                                 r["timings_ms"].get("total"), r["error"]])
+    n_bad = sum(r["error"] is not None for r in rows)
+    n_fake = sum(r["label"] == "fake" for r in rows)
+    print(f"\n{len(rows)} files: {n_fake} fake, {len(rows) - n_fake - n_bad} real, {n_bad} unreadable", file=sys.stderr)
+    return 0
+
+
+def cmd_convert_adm(args: argparse.Namespace) -> int:
+    import torch
+
+    from .ddim import Schedule
+    from .models.adm import ADMConfig, infer_adm_config
+    from .models.unet import unet_from_adm_state_dict
+
+    source = Path(args.checkpoint)
+    if not source.is_file():
+        print(f"error: {source} not found", file=sys.stderr)
+        return 2
+    state_dict = torch.load(source, map_location="cpu", weights_only=True)
+    base = ADMConfig(
+        image_size=args.image_size,
+        num_res_blocks=args.num_res_blocks,
+        channel_mult=tuple(int(v) for v in args.channel_mult.split(",")),
+        attention_ds=tuple(args.image_size // int(v) for v in args.attention_resolutions.split(",")),
+        num_head_channels=args.num_head_channels,
+        use_new_attention_order=args.use_new_attention_order,
+    )
+    try:
+        unet = unet_from_adm_state_dict(state_dict, infer_adm_config(state_dict, base))
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: the checkpoint does not match the given ADM flags: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out_dir)
+    unet.save_pretrained(out, safe_serialization=True)
+    (out / "scheduler_config.json").write_text(json.dumps(Schedule().to_scheduler_config(), indent=2))
+    n_params = sum(p.numel() for p in unet.parameters())
+    print(f"converted {len(state_dict)} tensors → {len(unet.state_dict())} ({n_params:,} parameters) into {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m detector", description="DistilDIRE diffusion-image detector")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", help="classify images (files or folders, recursed)")
+    scan.add_argument("paths", nargs="+", help="image files and/or folders")
+    scan.add_argument("--weights", default="bundled", help="registry name or weights folder (default: bundled)")
+    scan.add_argument("--student", help="student checkpoint file (overrides --weights)")
+    scan.add_argument("--unet", help="UNet: diffusers folder or guided-diffusion .pt (with --student)")
+    scan.add_argument("--dire", action="store_true", help="also compute the teacher's DIRE map (40 UNet calls)")
+    scan.add_argument("--threshold", type=float, help="p_fake threshold (default: the model card's)")
+    scan.add_argument("--batch-size", type=int, default=8)
+    scan.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    scan.add_argument("--json", help="write the results as JSON")
+    scan.add_argument("--csv", help="write the results as CSV")
+    scan.add_argument("--quiet", action="store_true", help="no progress bar")
+    scan.set_defaults(func=cmd_scan)
+
+    convert = sub.add_parser("convert-adm", help="guided-diffusion checkpoint → diffusers UNet folder (safetensors)")
+    convert.add_argument("checkpoint", help="e.g. 256x256_diffusion_uncond.pt")
+    convert.add_argument("out_dir")
+    flags = convert.add_argument_group("guided-diffusion flags (defaults: 256x256_diffusion_uncond)")
+    flags.add_argument("--image-size", type=int, default=256)
+    flags.add_argument("--num-res-blocks", type=int, default=2)
+    flags.add_argument("--channel-mult", default="1,1,2,2,4,4")
+    flags.add_argument("--attention-resolutions", default="32,16,8")
+    flags.add_argument("--num-head-channels", type=int, default=64)
+    flags.add_argument("--use-new-attention-order", action="store_true")
+    convert.set_defaults(func=cmd_convert_adm)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "scan" and args.unet and not args.student:
+        print("error: --unet needs --student", file=sys.stderr)
+        return 2
+    return args.func(args)

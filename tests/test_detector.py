@@ -1,0 +1,138 @@
+"""Detector end to end on tiny random models: batching, bad inputs, DIRE on request, loading paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_SIZE, encode, make_photo
+
+from detector import Detector, WeightsNotFoundError, resolve_weights
+from detector.models import DistilDIREStudent
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_weights):
+    return Detector.from_pretrained(str(tiny_weights))
+
+
+def test_batch_with_a_bad_file_returns_the_others(detector, image_files):
+    paths = [image_files[k] for k in ("good_png", "truncated", "good_jpg", "text", "empty")]
+    results = detector.detect(paths)
+    assert [r.source for r in results] == [str(p) for p in paths]
+    good, bad = [results[0], results[2]], [results[1], results[3], results[4]]
+    for r in good:
+        assert r.ok and 0.0 <= r.p_fake <= 1.0
+        assert r.label == ("fake" if r.p_fake >= detector.threshold else "real")
+        assert r.image.shape == (TINY_SIZE, TINY_SIZE, 3) and r.image.dtype == np.uint8
+        assert r.eps.shape == (TINY_SIZE, TINY_SIZE, 3) and r.unet_calls == 1
+        assert r.dire is None and r.timings_ms["unet_eps"] > 0
+    assert "truncated" in bad[0].error and "not an image" in bad[1].error and "empty" in bad[2].error
+    assert all(r.p_fake is None and r.label is None for r in bad)
+
+
+def test_inputs_as_bytes_pil_and_path_agree(detector, image_files):
+    path = image_files["good_png"]
+    by_path, by_bytes, by_pil = detector.detect([path, path.read_bytes(), make_photo(seed=1)])
+    assert by_path.p_fake == pytest.approx(by_bytes.p_fake, abs=1e-6)
+    assert by_path.p_fake == pytest.approx(by_pil.p_fake, abs=1e-6)
+    assert by_bytes.source == "input #1"
+
+
+def test_batching_does_not_change_scores_and_cpu_is_deterministic(detector):
+    images = [encode(make_photo(seed=s)) for s in range(5)]
+    together = [r.p_fake for r in detector.detect(images, batch_size=5)]
+    one_by_one = [detector.detect_one(img).p_fake for img in images]
+    again = [r.p_fake for r in detector.detect(images, batch_size=2)]
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    assert again == [r.p_fake for r in detector.detect(images, batch_size=2)]
+
+
+def test_student_sees_eps(detector):
+    """The 6-channel student's score depends on ε: replacing the UNet changes it."""
+    image = encode(make_photo(seed=4))
+    before = detector.detect_one(image).p_fake
+    original = detector.unet.conv_out.bias.clone()
+    try:
+        with torch.no_grad():
+            detector.unet.conv_out.bias.add_(0.5)
+        assert detector.detect_one(image).p_fake != pytest.approx(before, abs=1e-6)
+    finally:
+        with torch.no_grad():
+            detector.unet.conv_out.bias.copy_(original)
+
+
+def test_dire_on_request(detector, image_files):
+    result = detector.detect([image_files["good_png"]], with_dire=True)[0]
+    assert result.unet_calls == 41
+    assert result.dire.shape == result.reconstruction.shape == (TINY_SIZE, TINY_SIZE, 3)
+    assert result.dire.dtype == np.uint8
+    # DIRE is ⌊127.5·|x − rec|⌋ on [−1, 1] values = |x − rec| in 0…255 units, within rounding
+    expected = np.abs(result.image.astype(int) - result.reconstruction.astype(int))
+    assert np.abs(result.dire.astype(int) - expected).max() <= 1
+    assert result.dire.max() > 0
+    assert result.timings_ms["dire"] > result.timings_ms["unet_eps"]
+
+
+def test_image_only_variant_needs_no_unet(tiny_weights):
+    spec = resolve_weights(str(tiny_weights))
+    assert spec.inputs == "image+eps"
+    card = json.loads((tiny_weights / "card.json").read_text())
+    fast = Detector.from_files(tiny_weights / card["variants"]["image-only"]["student"], image_size=TINY_SIZE)
+    result = fast.detect_one(encode(make_photo()))
+    assert result.ok and result.unet_calls == 0 and result.eps is None
+    with pytest.raises(ValueError, match="image-only"):
+        fast.detect([encode(make_photo())], with_dire=True)
+
+
+def test_describe_names_model_and_hash(detector):
+    info = detector.describe()
+    assert info["weights_sha256_16"] and len(info["weights_sha256_16"]) == 16
+    assert info["inputs"] == "image+eps" and info["unet_calls_per_image"] == 1
+    assert info["image_size"] == TINY_SIZE
+
+
+def test_official_files_load_without_extra_arguments(tmp_path):
+    """Official-format student (.pth, module. prefixes) + guided-diffusion .pt UNet, nothing else given."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from adm_reference import ADMReference, rerandomise
+
+    student = DistilDIREStudent(depth=18, in_channels=6)
+    torch.save({"model": {f"module.{k}": v for k, v in student.state_dict().items()}, "optimizer": {},
+                "total_steps": 1}, tmp_path / "student.pth")
+    adm = ADMReference(model_channels=32, head_channels=64)  # 64 head channels, as the real ADM
+    rerandomise(adm)
+    torch.save(adm.state_dict(), tmp_path / "adm.pt")
+    detector = Detector.from_files(tmp_path / "student.pth", tmp_path / "adm.pt", image_size=64)
+    assert detector.student.arch.depth == 18 and detector.unet.config.out_channels == 6
+    result = detector.detect_one(encode(make_photo()))
+    assert result.ok and result.eps.shape == (64, 64, 3)
+
+
+def test_missing_weights_have_clear_errors(tmp_path, monkeypatch):
+    import detector.registry as registry
+
+    monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "nothing")
+    with pytest.raises(WeightsNotFoundError, match="train/"):
+        resolve_weights("bundled")
+    monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="imagenet-distil-dire-11e.pth.*from_files"):
+        resolve_weights("distildire-imagenet")
+    with pytest.raises(WeightsNotFoundError, match="unknown weights"):
+        resolve_weights("no-such-model")
+
+
+def test_official_weights_found_in_local_cache(tmp_path, monkeypatch):
+    """Files dropped in $DISTILDIRE_CACHE are used without any network access."""
+    monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
+    (tmp_path / "celebahq-distil-dire-34e.pth").write_bytes(b"x")
+    (tmp_path / "256x256_diffusion_uncond.pt").write_bytes(b"x")
+    spec = resolve_weights("distildire-celebahq")
+    assert spec.student.name == "celebahq-distil-dire-34e.pth" and spec.unet.name == "256x256_diffusion_uncond.pt"
+    assert spec.image_size == 256 and "CC BY-NC" in spec.license
