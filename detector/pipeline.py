@@ -142,10 +142,10 @@ class Detector:
 
     # ----------------------------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, name_or_dir: str = "bundled", **kwargs) -> Detector:
+    def from_pretrained(cls, name_or_dir: str = "bundled", variant: str | None = None, **kwargs) -> Detector:
         """Registry name (``bundled``, ``bundled-fast``, ``distildire-imagenet``, ``distildire-celebahq``)
-        or a weights folder with a ``card.json``."""
-        return cls.from_spec(resolve_weights(name_or_dir), **kwargs)
+        or a weights folder with a ``card.json`` (``variant`` picks one of its models)."""
+        return cls.from_spec(resolve_weights(name_or_dir, variant), **kwargs)
 
     @classmethod
     def from_spec(cls, spec: WeightsSpec, **kwargs) -> Detector:

@@ -141,8 +141,9 @@ def _offline_message(filename: str, exc: Exception, url: str | None = None) -> s
     )
 
 
-def resolve_weights(name_or_dir: str | os.PathLike = "bundled") -> WeightsSpec:
-    """A registry name or a weights folder → a ``WeightsSpec`` whose files exist locally."""
+def resolve_weights(name_or_dir: str | os.PathLike = "bundled", variant: str | None = None) -> WeightsSpec:
+    """A registry name or a weights folder (``variant``: one of its card's variants, default the
+    card's ``default_variant``) → a ``WeightsSpec`` whose files exist locally."""
     key = str(name_or_dir)
     if key in BUNDLED:
         if not (BUNDLED_DIR / "card.json").is_file():
@@ -165,7 +166,7 @@ def resolve_weights(name_or_dir: str | os.PathLike = "bundled") -> WeightsSpec:
         )
     path = Path(key).expanduser()
     if path.is_dir():
-        return _spec_from_folder(path, None, path.name)
+        return _spec_from_folder(path, variant, f"{path.name}:{variant}" if variant else path.name)
     raise WeightsNotFoundError(f"unknown weights {key!r}: use one of {', '.join(available_names())} or a weights folder")
 
 

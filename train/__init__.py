@@ -1,0 +1,1 @@
+"""The distillation recipe that produced the bundled weights (imports models from detector/, never the reverse)."""

@@ -1,0 +1,76 @@
+"""Small helpers shared by the training stages: seeding, image folders as tensors, grids, JSON."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from detector.preprocess import to_model_tensor
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def read_pngs(paths: list[Path]) -> torch.Tensor:
+    """PNG files → N×3×H×W uint8 (all the same size)."""
+    return torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])).permute(0, 3, 1, 2).contiguous()
+
+
+def to_unit(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float32 [−1, 1] (for diffusion training; classifiers use ``model_inputs``)."""
+    return x_uint8.float() / 127.5 - 1.0
+
+
+def model_inputs(x_uint8: torch.Tensor, size: int) -> torch.Tensor:
+    """N×3×H×W uint8 → N×3×size×size in [−1, 1] through the detector's own preprocessing, so training
+    tensors are bit-identical to what ``Detector`` computes from the same pixels."""
+    return torch.stack([to_model_tensor(Image.fromarray(img.permute(1, 2, 0).numpy()), size) for img in x_uint8])
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [−1, 1] → uint8, rounded (what saving as PNG stores)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def save_png(x_uint8: torch.Tensor, path: Path) -> None:
+    Image.fromarray(x_uint8.permute(1, 2, 0).cpu().numpy()).save(path)
+
+
+def save_grid(x_uint8: torch.Tensor, path: Path, columns: int = 8) -> None:
+    n, _, h, w = x_uint8.shape
+    rows = (n + columns - 1) // columns
+    grid = torch.zeros(3, rows * h, columns * w, dtype=torch.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = x_uint8[i]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(grid, path)
+
+
+def write_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def autocast_eps_fn(unet, bf16: bool):
+    """``eps_fn(x, t)`` for ``detector.ddim``: the UNet's ε channels, optionally under CPU bf16 autocast."""
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return unet(x, t).sample[:, :3].float()
+
+    return eps_fn
