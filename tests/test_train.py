@@ -117,3 +117,27 @@ def test_augmentation_changes_pixels_and_flags_them():
     assert (out.float() - pixels.float()).abs().mean() > 1.0
     untouched, _, altered = augment(pixels, ClassifierConfig(jpeg_prob=0.0, resize_prob=0.0, flip=False), gen)
     assert not altered.any() and torch.equal(untouched, pixels)
+
+
+def test_recipe_runs_data_parallel_under_accelerate(tmp_path):
+    """Two CPU processes (gloo) through `accelerate launch`, no code changes: the multi-GPU path."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        make_photo(96 + 8 * i, 80, seed=10 + i).save(photos / f"photo{i}.jpg", quality=95)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY, "workdir": str(tmp_path / "work"), "data": {**TINY["data"], "photos": str(photos)}}))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "train.recipe", "--config", str(config),
+               "--out", str(tmp_path / "weights")]
+    run = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "recipe done" in run.stdout
+    cache = load_file(str(tmp_path / "work" / "cache" / "train.safetensors"))
+    assert len(cache["labels"]) == 32  # both processes' shares merged
+    assert len(list((tmp_path / "work" / "data" / "train" / "fakes").glob("*.png"))) == 16
+    Detector.from_pretrained(str(tmp_path / "weights")).detect_one(make_photo())

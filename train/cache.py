@@ -17,6 +17,7 @@ import random
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -64,8 +65,12 @@ def compute_maps(unet, x: torch.Tensor, dire_steps: int, with_dire: bool = True,
 
 
 def build_cache(cfg: RecipeConfig, log=print) -> dict[str, int]:
+    """Write ``cache/{split}.safetensors`` (+ ``.json`` with paths and kinds). Under ``accelerate launch``
+    each process computes a slice and the main process merges the parts."""
     set_threads(cfg.threads)
-    unet = shipped_unet(cfg)
+    accelerator = Accelerator()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    unet = shipped_unet(cfg).to(accelerator.device)
     size = cfg.data.patch_size
     out = Path(cfg.workdir) / "cache"
     out.mkdir(parents=True, exist_ok=True)
@@ -73,28 +78,35 @@ def build_cache(cfg: RecipeConfig, log=print) -> dict[str, int]:
     for split in SPLITS:
         target = out / f"{split}.safetensors"
         samples = select(cfg, split)
+        counts[split] = len(samples)
         if target.is_file() and len(load_file(str(target))["labels"]) == len(samples):
             log(f"{split}: cache present ({len(samples)} images)")
-            counts[split] = len(samples)
             continue
-        images, eps_all, dire_all = [], [], []
-        for start in tqdm(range(0, len(samples), cfg.cache.batch_size), desc=f"cache {split}", disable=None):
-            batch = samples[start : start + cfg.cache.batch_size]
+        part = {"images": [], "eps": [], "dire": []}
+        mine = range(rank, len(samples), world)
+        for start in tqdm(range(0, len(mine), cfg.cache.batch_size), desc=f"cache {split}", disable=None):
+            batch = [samples[i] for i in mine[start : start + cfg.cache.batch_size]]
             pixels = read_pngs([s.path for s in batch])
-            eps, dire = compute_maps(unet, model_inputs(pixels, size), cfg.cache.dire_steps, dire_bf16=cfg.cache.dire_bf16)
-            images.append(pixels)
-            eps_all.append(eps)
-            dire_all.append(dire)
-        tensors = {
-            "images": torch.cat(images),
-            "eps": torch.cat(eps_all).contiguous(),
-            "dire": torch.cat(dire_all).contiguous(),
-            "labels": torch.tensor([s.label for s in samples]),
-        }
-        save_file(tensors, str(target))
-        (out / f"{split}.json").write_text(json.dumps([{"path": str(s.path), "label": s.label, "kind": s.kind} for s in samples]))
-        counts[split] = len(samples)
-        log(f"{split}: cached {len(samples)} images")
+            x = model_inputs(pixels, size).to(accelerator.device)
+            eps, dire = compute_maps(unet, x, cfg.cache.dire_steps, dire_bf16=cfg.cache.dire_bf16)
+            part["images"].append(pixels)
+            part["eps"].append(eps.cpu())
+            part["dire"].append(dire.cpu())
+        save_file({k: torch.cat(v).contiguous() for k, v in part.items()}, str(out / f"{split}.part{rank}.safetensors"))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            parts = [load_file(str(out / f"{split}.part{r}.safetensors")) for r in range(world)]
+            order = [i for r in range(world) for i in range(r, len(samples), world)]
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(len(order))
+            tensors = {k: torch.cat([p[k] for p in parts])[inverse].contiguous() for k in part}
+            tensors["labels"] = torch.tensor([s.label for s in samples])
+            save_file(tensors, str(target))
+            (out / f"{split}.json").write_text(json.dumps([{"path": str(s.path), "label": s.label, "kind": s.kind} for s in samples]))
+            for r in range(world):
+                (out / f"{split}.part{r}.safetensors").unlink()
+            log(f"{split}: cached {len(samples)} images")
+        accelerator.wait_for_everyone()
     return counts
 
 

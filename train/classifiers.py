@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import average_precision_score
@@ -123,15 +124,17 @@ def cutmix(tensors: list[torch.Tensor], labels: torch.Tensor, gen: torch.Generat
 class Batcher:
     """Builds the inputs of one role for a batch: the model's input, and the teacher's targets."""
 
-    def __init__(self, cfg: RecipeConfig, role: str, cache: dict[str, torch.Tensor], unet, teacher):
-        self.cfg, self.role, self.spec = cfg, role, ROLES[role]
+    def __init__(self, cfg: RecipeConfig, role: str, cache: dict[str, torch.Tensor], unet, teacher,
+                 device: torch.device | str = "cpu"):
+        self.cfg, self.role, self.spec, self.device = cfg, role, ROLES[role], torch.device(device)
         self.cache, self.unet, self.teacher = cache, unet, teacher
         self.size = cfg.data.patch_size
         used = {self.spec.inputs} | ({ROLES[self.spec.teacher].inputs} if teacher is not None else set())
         self.needs_eps, self.needs_dire = "image+eps" in used, "dire" in used
 
     def eps_for(self, x: torch.Tensor, index: torch.Tensor, altered: torch.Tensor) -> torch.Tensor:
-        eps = self.cache["eps"][index].clone()
+        eps = self.cache["eps"][index].to(self.device)
+        altered = altered.to(self.device)
         if altered.any():
             eps[altered] = compute_maps(self.unet, x[altered], self.cfg.cache.dire_steps, with_dire=False)[0]
         return eps
@@ -146,10 +149,10 @@ class Batcher:
             flipped = (torch.rand(len(index), generator=gen) < 0.5) if gen is not None else torch.zeros(len(index), dtype=torch.bool)
             altered = torch.zeros(len(index), dtype=torch.bool)
         dire = torch.where(flipped[:, None, None, None], dire.flip(-1), dire)
-        x = model_inputs(pixels, self.size)
+        x = model_inputs(pixels, self.size).to(self.device)
         batch = {"x": x}
         if self.needs_dire:
-            batch["dire"] = model_inputs(dire, self.size)
+            batch["dire"] = model_inputs(dire, self.size).to(self.device)
         if self.needs_eps:
             batch["eps"] = self.eps_for(x, index, altered)
         return batch
@@ -172,62 +175,70 @@ def predict(model, batcher: Batcher, n: int, batch_size: int = 128) -> np.ndarra
             index = torch.arange(start, min(n, start + batch_size))
             batch = batcher.inputs(index, None)
             probs.append(torch.sigmoid(model(Batcher.model_input(batcher.spec.inputs, batch))["logit"].float()).squeeze(1))
-    return torch.cat(probs).numpy()
+    return torch.cat(probs).cpu().numpy()
 
 
 def train_classifier(cfg: RecipeConfig, role: str, log=print) -> dict:
+    """Train one role; the best epoch by validation AP is saved. Data-parallel under ``accelerate launch``:
+    every process draws the same epoch order and takes its own slice of each step's indices."""
     c = cfg.classifier
     spec = ROLES[role]
     set_threads(cfg.threads)
-    gen = seed_everything(c.seed + list(ROLES).index(role))
+    accelerator = Accelerator()
+    device = accelerator.device
+    seed = c.seed + list(ROLES).index(role)
+    order_gen = seed_everything(seed)  # identical on every process
+    aug_gen = torch.Generator().manual_seed(seed * 1000 + accelerator.process_index + 1)
     train_cache, _ = load_cache(cfg, "train")
     val_cache, _ = load_cache(cfg, "val")
     needs_unet = spec.inputs == "image+eps" or spec.teacher == "student"
-    unet = shipped_unet(cfg) if needs_unet else None
-    teacher = load_classifier(cfg, spec.teacher) if spec.teacher else None
+    unet = shipped_unet(cfg).to(device) if needs_unet else None
+    teacher = load_classifier(cfg, spec.teacher).to(device) if spec.teacher else None
     model = DistilDIREStudent(c.depth, IN_CHANNELS[spec.inputs])
-    train_batcher = Batcher(cfg, role, train_cache, unet, teacher)
-    val_batcher = Batcher(cfg, role, val_cache, unet, None)
+    train_batcher = Batcher(cfg, role, train_cache, unet, teacher, device)
+    val_batcher = Batcher(cfg, role, val_cache, unet, None, device)
     labels = train_cache["labels"].float()
     n = len(labels)
     steps_per_epoch = n // c.batch_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=c.lr, total_steps=c.epochs * steps_per_epoch, pct_start=0.1)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    rank, world = accelerator.process_index, accelerator.num_processes
     best, history = -1.0, []
     start = time.time()
     for epoch in range(c.epochs):
         model.train()
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=order_gen)
         totals = {"bce": 0.0, "kd": 0.0}
         for step in range(steps_per_epoch):
-            index = order[step * c.batch_size : (step + 1) * c.batch_size]
-            batch = train_batcher.inputs(index, gen)
-            y = labels[index]
+            index = order[step * c.batch_size : (step + 1) * c.batch_size][rank::world]
+            batch = train_batcher.inputs(index, aug_gen)
+            y = labels[index].to(device)
             x_in = Batcher.model_input(spec.inputs, batch)
             target = None
             if teacher is not None:
                 with torch.no_grad():
                     target = {k: v.float() for k, v in teacher(Batcher.model_input(ROLES[spec.teacher].inputs, batch)).items()}
-            if c.cutmix_prob and torch.rand(1, generator=gen).item() < c.cutmix_prob:
-                (x_in,), y = cutmix([x_in], y, gen)  # teacher targets stay those of the unmixed batch
+            if c.cutmix_prob and torch.rand(1, generator=aug_gen).item() < c.cutmix_prob:
+                (x_in,), y = cutmix([x_in], y, aug_gen)  # teacher targets stay those of the unmixed batch
                 target = None
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.bf16):
                 out = model(x_in)
             logit = out["logit"].float().squeeze(1)
             bce = F.binary_cross_entropy_with_logits(logit, y)
-            kd = torch.zeros(())
+            kd = torch.zeros((), device=device)
             if target is not None:
                 kd = c.kd_weight * F.mse_loss(out["feature"].float(), target["feature"])
                 if spec.logit_kd:
                     kd = kd + c.logit_kd_weight * F.binary_cross_entropy_with_logits(logit, torch.sigmoid(target["logit"].squeeze(1)))
             loss = bce + kd
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             totals["bce"] += bce.item()
             totals["kd"] += kd.item()
-        val_probs = predict(model, val_batcher, len(val_cache["labels"]))
+        val_probs = predict(accelerator.unwrap_model(model), val_batcher, len(val_cache["labels"]))
         val_ap = float(average_precision_score(val_cache["labels"].numpy(), val_probs))
         record = {"epoch": epoch + 1, "bce": totals["bce"] / steps_per_epoch, "kd": totals["kd"] / steps_per_epoch,
                   "val_ap": val_ap, "minutes": (time.time() - start) / 60}
@@ -236,11 +247,15 @@ def train_classifier(cfg: RecipeConfig, role: str, log=print) -> dict:
             f"({record['minutes']:.1f} min)")
         if val_ap > best:
             best = val_ap
-            path = checkpoint_path(cfg, role)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+            if accelerator.is_main_process:
+                path = checkpoint_path(cfg, role)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                state = accelerator.unwrap_model(model).state_dict()
+                save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
     summary = {"role": role, "best_val_ap": best, "history": history}
-    write_json(Path(cfg.workdir) / "classifiers" / f"{role}.json", summary)
+    if accelerator.is_main_process:
+        write_json(Path(cfg.workdir) / "classifiers" / f"{role}.json", summary)
+    accelerator.wait_for_everyone()
     return summary
 
 

@@ -70,7 +70,7 @@ def autocast_eps_fn(unet, bf16: bool):
     """``eps_fn(x, t)`` for ``detector.ddim``: the UNet's ε channels, optionally under CPU bf16 autocast."""
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             return unet(x, t).sample[:, :3].float()
 
     return eps_fn

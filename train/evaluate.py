@@ -21,7 +21,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
 

@@ -74,7 +74,7 @@ def load_unet(source: str | Path, adm_config: ADMConfig | None = None) -> UNet2D
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} is not a diffusers UNet folder (no config.json)")
-        return UNet2DModel.from_pretrained(path)
+        return UNet2DModel.from_pretrained(path, torch_dtype=torch.float32)  # fp16 files are upcast on load
     if not path.is_file():
         raise FileNotFoundError(f"UNet weights not found: {path}")
     state_dict = read_checkpoint(path)
