@@ -53,16 +53,18 @@ def evidence_panels(result) -> list[tuple[str, np.ndarray]]:
     return panels
 
 
-def evidence_figure(result, dpi: int = 100):
-    """A matplotlib Figure with the evidence panels side by side and the verdict in the title."""
+def evidence_figure(result, dpi: int = 100, title: str | None = None):
+    """A matplotlib Figure with the evidence panels side by side; ``title`` defaults to the verdict."""
     from matplotlib.figure import Figure
 
     panels = evidence_panels(result)
-    fig = Figure(figsize=(2.6 * len(panels), 3.0), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(2.4 * len(panels), 2.8), dpi=dpi, layout="constrained")
     for ax, (title, img) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    if result.ok:
-        fig.suptitle(f"{result.source}: {result.label} (p_fake = {result.p_fake:.3f})", fontsize=10)
+    if title is None and result.ok:
+        title = f"{result.source}: {result.label} (p_fake = {result.p_fake:.3f})"
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

@@ -30,8 +30,11 @@ from .data import SPLITS, list_samples
 
 
 def shipped_unet(cfg: RecipeConfig):
-    """The EMA UNet as it will be exported: parameters rounded through float16, evaluated in float32."""
+    """The UNet as it will be exported: parameters rounded through float16 (``cache.unet_fp16``),
+    evaluated in float32."""
     unet = load_unet(Path(cfg.workdir) / "diffusion" / "unet").float().eval()
+    if not cfg.cache.unet_fp16:
+        return unet
     with torch.no_grad():
         for p in unet.parameters():
             p.copy_(p.half().float())

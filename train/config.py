@@ -14,7 +14,7 @@ from pathlib import Path
 
 @dataclass
 class DataConfig:
-    photos: str = "../shared/data/real_photos"
+    photos: str = "../shared/data/real_photos"  # "": data/ already holds {train,val,test}/{reals,fakes}
     patch_size: int = 64
     val_photos: int = 6
     test_photos: int = 6
@@ -25,6 +25,7 @@ class DataConfig:
 
 @dataclass
 class DiffusionConfig:
+    train: bool = True  # False: use the UNet already at workdir/diffusion/unet (e.g. a converted ADM)
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64, 128])
     attention_levels: list = field(default_factory=lambda: [3])
     layers_per_block: int = 1
@@ -55,6 +56,7 @@ class FakesConfig:
 class CacheConfig:
     dire_steps: int = 20
     dire_bf16: bool = True  # DIRE maps (teacher input only) under bf16 autocast; ε is always fp32
+    unet_fp16: bool = True  # use (and export) the UNet rounded to float16, the bundled format
     batch_size: int = 64
     per_class: dict = field(default_factory=lambda: {"train": 768, "val": 192, "test": 288})  # None: all
     seed: int = 0

@@ -46,7 +46,8 @@ def _histograms(metrics: dict, bins: int = 20) -> dict:
 
 def build_card(cfg: RecipeConfig, metrics: dict | None = None) -> dict:
     work = Path(cfg.workdir)
-    manifest = json.loads((work / "data" / "manifest.json").read_text())
+    manifest_path = work / "data" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"splits": {}, "hash": None}
     history = json.loads((work / "diffusion" / "history.json").read_text()) if (work / "diffusion" / "history.json").is_file() else []
     card = {
         "name": cfg.name,
@@ -84,7 +85,8 @@ def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics:
         "distildire": (load_classifier(cfg, "student").half(), "image+eps"),
         "image-only": (load_classifier(cfg, "image-only").half(), "image"),
     }
-    out = save_weights(out_dir, students, unet=shipped_unet(cfg).half(), card=build_card(cfg, metrics))
+    unet = shipped_unet(cfg)
+    out = save_weights(out_dir, students, unet=unet.half() if cfg.cache.unet_fp16 else unet, card=build_card(cfg, metrics))
     size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file())
     print(f"exported to {out} ({size / 1e6:.1f} MB)")
     return Path(out)

@@ -46,8 +46,9 @@ def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict | None:
         timings[name] = round((time.time() - start) / 60, 2)
         return result
 
-    stage("data", lambda: build_patches(cfg), done=(work / "data" / "manifest.json").is_file(), main_only=True)
-    stage("diffusion", lambda: train_diffusion(cfg, log=log))  # resumes; returns at once when finished
+    stage("data", lambda: build_patches(cfg), done=(work / "data" / "manifest.json").is_file() or not cfg.data.photos,
+          main_only=True)
+    stage("diffusion", lambda: train_diffusion(cfg, log=log), done=not cfg.diffusion.train)  # resumes
     stage("fakes", lambda: make_fakes(cfg, log=log), done=(work / "data" / "test" / "fakes").is_dir()
           and any((work / "data" / "test" / "fakes").iterdir()))
     stage("cache", lambda: build_cache(cfg, log=log))

@@ -1,0 +1,160 @@
+"""The web demo in the four layers of testing: plain functions, an in-process call, gradio_client
+against the launched app, and a real browser (Debian's chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import app  # noqa: E402
+import gradio as gr  # noqa: E402
+from conftest import encode, make_photo  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "detector" / "weights" / "card.json"
+
+
+def _quiet(*_, **__):
+    return None
+
+
+@pytest.fixture
+def inputs(tmp_path) -> dict[str, str]:
+    good = tmp_path / "photo.png"
+    good.write_bytes(encode(make_photo(seed=3)))
+    second = tmp_path / "second.jpg"
+    second.write_bytes(encode(make_photo(70, 90, seed=4), "JPEG", quality=85))
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return {"good": str(good), "second": str(second), "corrupt": str(corrupt)}
+
+
+# ------------------------------------------------------------------------ 1. plain functions
+def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inputs):
+    table, gallery, plot, report_path, report = app.detect(
+        [inputs["good"], inputs["corrupt"]], inputs["second"], str(tiny_weights), 0.5, False, True, progress=_quiet)
+    assert [row[0] for row in table] == ["photo.png", "corrupt.png", "second.jpg"]
+    assert table[1][1] == "ERROR" and "damaged" in table[1][5] or "not an image" in table[1][5]
+    for row in (table[0], table[2]):
+        assert row[1] in ("FAKE", "REAL", "UNSURE") and 0 <= row[2] <= 1 and row[3] == 1
+        assert row[5] in ("stable",) or row[5].startswith("verdict flips")
+    assert len(gallery) == 2 and gallery[0][0].dtype.name == "uint8"
+    saved = json.loads(Path(report_path).read_text())
+    assert saved == report and saved["threshold_used"] == 0.5 and len(saved["files"]) == 3
+    assert "robustness" in saved["files"][0]
+
+
+def test_whole_request_problems_raise_gr_error(tiny_weights):
+    with pytest.raises(gr.Error, match="at least one image"):
+        app.detect(None, None, str(tiny_weights), 0.5, False, False, progress=_quiet)
+    with pytest.raises(gr.Error, match="cannot be loaded"):
+        app.get_detector("no-such-model")
+
+
+def test_threshold_slider_decides_the_verdict(tiny_weights, inputs):
+    low = app.detect([inputs["good"]], None, str(tiny_weights), 0.05, False, False, progress=_quiet)[0]
+    high = app.detect([inputs["good"]], None, str(tiny_weights), 0.95, False, False, progress=_quiet)[0]
+    p = low[0][2]
+    assert low[0][1] == ("FAKE" if p >= 0.15 else "UNSURE") and high[0][1] == ("REAL" if p < 0.85 else "UNSURE")
+
+
+def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
+    table, gallery, *_ = app.detect([inputs["good"]], None, str(tiny_weights), 0.5, True, False, progress=_quiet)
+    assert table[0][3] == 41
+    assert "| 40 |" in app.cost_panel(str(tiny_weights)) and "| 1 |" in app.cost_panel(str(tiny_weights))
+
+
+def test_no_ml_in_the_ui_module():
+    source = (ROOT / "app.py").read_text()
+    assert "import torch" not in source and "from torch" not in source and "diffusers" not in source
+
+
+# ------------------------------------------------------------------------ 2. in-process call
+def test_in_process_call(tiny_weights, inputs):
+    demo = app.build_demo(str(tiny_weights))
+    table, gallery, plot, report_file, report = demo(
+        [inputs["good"]], None, str(tiny_weights), 0.5, False, False, api_name="detect")
+    rows = table["data"] if isinstance(table, dict) else table
+    assert rows[0][0] == "photo.png" and rows[0][1] in ("FAKE", "REAL", "UNSURE")
+    report = report.model_dump() if hasattr(report, "model_dump") else report  # gradio's JsonData
+    assert report["files"][0]["unet_calls"] == 1
+
+
+# ------------------------------------------------------------------------ 3. gradio_client
+@pytest.fixture(scope="module")
+def served(tiny_weights, tmp_path_factory):
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
+    demo = app.build_demo(str(tiny_weights))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    yield url
+    demo.close()
+
+
+def test_client_gets_table_and_json(served, tiny_weights, inputs):
+    from gradio_client import Client, handle_file
+
+    client = Client(served, verbose=False)
+    assert "/detect" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    table, gallery, plot, report_file, report = client.predict(
+        [handle_file(inputs["good"]), handle_file(inputs["corrupt"])], None, str(tiny_weights), 0.5, False, False,
+        api_name="/detect")
+    rows = table["data"]
+    assert rows[0][0] == "photo.png" and rows[0][1] in ("FAKE", "REAL", "UNSURE")
+    assert rows[1][1] == "ERROR" and rows[1][5]
+    assert json.loads(Path(report_file).read_text())["files"][1]["error"]
+    client.close()
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="bundled weights not exported yet")
+def test_examples_classified_as_labelled():
+    """The bundled model on the shipped examples, through the API of a launched app."""
+    from gradio_client import Client, handle_file
+
+    manifest = json.loads((ROOT / "examples" / "manifest.json").read_text())
+    demo = app.build_demo("bundled")
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        files = [handle_file(str(ROOT / "examples" / e["file"])) for e in manifest]
+        table, *_ = client.predict(files, None, "bundled", 0.5, False, False, api_name="/detect")
+        client.close()
+    finally:
+        demo.close()
+    verdicts = {row[0]: row[1].lower() for row in table["data"]}
+    for entry in manifest:
+        assert verdicts[entry["file"]] == entry["label"], entry
+
+
+# ------------------------------------------------------------------------ 4. real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian chromium not installed")
+def test_browser_upload_two_files(served, inputs, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM, "CI must install Debian's chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(served)
+        page.locator("#batch-files input[type=file]").set_input_files([inputs["good"], inputs["second"]])
+        expect(page.locator("#batch-files")).to_contain_text("second.jpg", timeout=20_000)
+        page.get_by_role("button", name="Analyze", exact=True).click()
+        table = page.locator("#verdicts")
+        expect(table).to_contain_text("photo.png", timeout=60_000)
+        expect(table).to_contain_text("second.jpg")
+        text = table.inner_text()
+        assert any(v in text for v in ("FAKE", "REAL", "UNSURE"))
+        screenshots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+        screenshots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshots / "app_results.png"), full_page=True)
+        browser.close()
