@@ -19,7 +19,7 @@ from PIL import Image
 
 from detector import Detector, WeightsNotFoundError
 from detector.analysis import build_report, measure_costs, robustness, verdict
-from detector.registry import OFFICIAL, available_names, resolve_weights
+from detector.registry import OFFICIAL, official_files_present, resolve_weights
 from detector.visualize import evidence_figure
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator elsewhere
@@ -46,13 +46,12 @@ MODEL_LABELS = {
 
 
 def model_choices(default: str) -> list[tuple[str, str]]:
-    """Bundled models always; official presets only when their files are already on this machine."""
+    """Bundled models always; official presets when their files are on this machine, or when
+    ``DISTILDIRE_SHOW_OFFICIAL=1`` says the server may download them on first use."""
     names = [default] + [n for n in ("bundled", "bundled-fast") if n != default]
-    for name, entry in OFFICIAL.items():
-        cache = Path(os.environ.get("DISTILDIRE_CACHE", Path.home() / ".cache" / "distildire"))
-        if (cache / entry.filename).is_file():
-            names.append(name)
-    return [(MODEL_LABELS.get(n, n), n) for n in names if n in available_names() or Path(n).is_dir()]
+    show_all = os.environ.get("DISTILDIRE_SHOW_OFFICIAL") == "1"
+    names += [name for name in OFFICIAL if show_all or official_files_present(name)]
+    return [(MODEL_LABELS.get(n, n), n) for n in names]
 
 
 @lru_cache(maxsize=4)

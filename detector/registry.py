@@ -97,6 +97,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DISTILDIRE_CACHE", Path.home() / ".cache" / "distildire"))
 
 
+def official_files_present(name: str) -> bool:
+    """Whether an official preset's student and ADM files are already on this machine (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    filename = OFFICIAL[name].filename
+    student = (cache_dir() / filename).is_file() or isinstance(
+        try_to_load_from_cache(OFFICIAL_REPO, filename, revision=OFFICIAL_REVISION), str)
+    return student and (cache_dir() / ADM_FILENAME).is_file()
+
+
 def _official_file(filename: str) -> Path:
     """The checkpoint from the local caches, or from the hub when online."""
     local = cache_dir() / filename

@@ -71,6 +71,18 @@ def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
     assert "| 40 |" in app.cost_panel(str(tiny_weights)) and "| 1 |" in app.cost_panel(str(tiny_weights))
 
 
+def test_official_presets_listed_only_when_available(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DISTILDIRE_SHOW_OFFICIAL", raising=False)
+    assert [value for _, value in app.model_choices("bundled")] == ["bundled", "bundled-fast"]
+    (tmp_path / "imagenet-distil-dire-11e.pth").write_bytes(b"x")
+    (tmp_path / "256x256_diffusion_uncond.pt").write_bytes(b"x")
+    assert "distildire-imagenet" in [value for _, value in app.model_choices("bundled")]
+    monkeypatch.setenv("DISTILDIRE_SHOW_OFFICIAL", "1")
+    assert "distildire-celebahq" in [value for _, value in app.model_choices("bundled")]
+
+
 def test_no_ml_in_the_ui_module():
     source = (ROOT / "app.py").read_text()
     assert "import torch" not in source and "from torch" not in source and "diffusers" not in source

@@ -16,11 +16,12 @@ from torch.nn import functional as F
 from accelerate import Accelerator
 from torch.optim.swa_utils import AveragedModel
 
-from detector.ddim import DDIM, Schedule
+from detector.ddim import Schedule
 from detector.models import build_unet, small_unet_config
 
-from .common import read_pngs, save_grid, seed_everything, set_threads, to_uint8, to_unit, write_json
+from .common import read_pngs, save_grid, seed_everything, set_threads, to_unit, write_json
 from .config import RecipeConfig, load_config
+from .sampling import generate_samples
 
 
 def ema_with_warmup(max_decay: float):
@@ -39,13 +40,6 @@ def ema_with_warmup(max_decay: float):
 def unet_config(cfg: RecipeConfig) -> dict:
     d = cfg.diffusion
     return small_unet_config(cfg.data.patch_size, tuple(d.block_out_channels), tuple(d.attention_levels), d.layers_per_block)
-
-
-@torch.no_grad()
-def sample(unet, n: int, size: int, steps: int, generator: torch.Generator) -> torch.Tensor:
-    """DDIM (η = 0) samples in [−1, 1] from the given UNet."""
-    noise = torch.randn(n, 3, size, size, generator=generator)
-    return DDIM(Schedule(), steps).reconstruct(lambda x, t: unet(x, t).sample[:, :3], noise)
 
 
 def train_diffusion(cfg: RecipeConfig, log=print) -> Path:
@@ -93,9 +87,8 @@ def train_diffusion(cfg: RecipeConfig, log=print) -> Path:
                     "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
                     "ema_warmup": True, "elapsed": elapsed, "history": history}, checkpoint)
         ema.module.eval()
-        grid = sample(ema.module.cpu(), 32, cfg.data.patch_size, d.sample_steps, torch.Generator().manual_seed(123))
-        ema.module.to(accelerator.device)
-        save_grid(to_uint8(grid), out / "samples" / f"step_{step:06d}.png")
+        grid = next(generate_samples(ema.module, 32, cfg.data.patch_size, d.sample_steps, torch.Generator().manual_seed(123), 32))
+        save_grid(grid, out / "samples" / f"step_{step:06d}.png")
         ema.module.save_pretrained(out / "unet", safe_serialization=True)
         write_json(out / "history.json", history)
 

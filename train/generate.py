@@ -20,7 +20,7 @@ from detector.registry import resolve_weights
 
 from .common import save_png, seed_everything, to_uint8
 from .config import FakesConfig
-from .fakes import generate_samples, regenerate
+from .sampling import generate_samples, regenerate
 
 
 def main(argv: list[str] | None = None) -> int:
