@@ -137,7 +137,8 @@ class Detector:
         self.batch_size = batch_size
         self.name = name
         self.card = card or {}
-        self.weights_digest = weights_digest
+        self._weights_digest = weights_digest
+        self._weight_files: list[Path | None] = []
         self.uses_eps = in_channels == 6
 
     # ----------------------------------------------------------------------------------- loading
@@ -169,8 +170,9 @@ class Detector:
             config_path = Path(unet) / "scheduler_config.json"
             if config_path.is_file():
                 kwargs["schedule"] = Schedule.from_scheduler_config(json.loads(config_path.read_text()))
-        kwargs.setdefault("weights_digest", _file_digest([Path(student), Path(unet) if unet else None]))
-        return cls(student_model, unet_model, **kwargs)
+        detector = cls(student_model, unet_model, **kwargs)
+        detector._weight_files = [Path(student), Path(unet) if unet else None]
+        return detector
 
     # ----------------------------------------------------------------------------------- compute
     def eps_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -204,15 +206,17 @@ class Detector:
         ready: list[tuple[DetectionResult, torch.Tensor]] = []
         for index, item in enumerate(inputs):
             start = time.perf_counter()
+            name = str(item) if isinstance(item, (str, Path)) else f"input #{index}"
             try:
                 loaded = load_image(item)
                 tensor = to_model_tensor(loaded.image, self.image_size)
             except DetectorInputError as exc:
-                name = str(item) if isinstance(item, (str, Path)) else f"input #{index}"
                 results.append(DetectionResult(source=name, error=str(exc)))
                 continue
-            source = loaded.source if isinstance(item, (str, Path)) else f"input #{index}"
-            result = DetectionResult(source=source, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
+            except Exception as exc:  # never let one odd file take the batch down
+                results.append(DetectionResult(source=name, error=f"could not be processed ({type(exc).__name__}: {exc})"))
+                continue
+            result = DetectionResult(source=name, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
             results.append(result)
             ready.append((result, tensor))
 
@@ -266,6 +270,13 @@ class Detector:
             result.timings_ms["total"] = sum(result.timings_ms.values())
 
     # ----------------------------------------------------------------------------------- report
+    @property
+    def weights_digest(self) -> str | None:
+        """SHA-256 (first 16 hex digits) of the weight files, computed on first use."""
+        if self._weights_digest is None and self._weight_files:
+            self._weights_digest = _file_digest(self._weight_files)
+        return self._weights_digest
+
     def describe(self) -> dict:
         """Model name, weights hash and preprocessing, for reports."""
         return {

@@ -27,6 +27,10 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image]
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
+#: Most elongated accepted image: the official geometry resizes the SHORTER side to the model size,
+#: so a 1×60000 strip would become a 64×3.8M tensor.
+MAX_ASPECT = 16
+
 #: Decoders we allow. Whitelisting keeps exotic plugins (EPS would run Ghostscript) away from uploads.
 Image.init()  # register every installed plugin, so the whitelist can be checked against them
 ALLOWED_FORMATS = tuple(
@@ -116,6 +120,8 @@ def load_image(item: ImageInput, source: str | None = None) -> LoadedImage:
             )
         if width < 1 or height < 1:
             raise DetectorInputError("the image has no pixels")
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            raise DetectorInputError(f"the image is too elongated ({width}×{height}; at most {MAX_ASPECT}:1)")
         fmt, mode = image.format, image.mode
         if getattr(image, "is_animated", False):
             image.seek(0)  # animated GIF/WebP/APNG: the first frame

@@ -90,6 +90,11 @@ def test_unreadable_bytes(payload, message):
         load_image(payload)
 
 
+def test_extreme_aspect_ratio_is_refused():
+    with pytest.raises(DetectorInputError, match="elongated"):
+        load_image(encode(Image.new("RGB", (2000, 10))))
+
+
 def test_truncated_file(tmp_path):
     data = encode(make_photo(seed=5), "JPEG", quality=90)
     path = tmp_path / "cut.jpg"
