@@ -11,7 +11,6 @@ recomputed on the fly by the classifier stage (``train.classifiers``), never thi
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -25,7 +24,7 @@ from detector.ddim import DDIM, Schedule, dire_to_uint8
 from detector.models import load_unet
 
 from .common import autocast_eps_fn, model_inputs, read_pngs, set_threads
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 from .data import SPLITS, list_samples
 
 
@@ -119,8 +118,7 @@ def load_cache(cfg: RecipeConfig, split: str) -> tuple[dict[str, torch.Tensor], 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     args = parser.parse_args()
     build_cache(load_config(args.config))
 

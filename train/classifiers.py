@@ -18,7 +18,6 @@ Validation AP each epoch; the best epoch by val AP is kept.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import time
@@ -37,7 +36,7 @@ from detector.models import DistilDIREStudent
 
 from .cache import compute_maps, load_cache, shipped_unet
 from .common import model_inputs, seed_everything, set_threads, write_json
-from .config import ClassifierConfig, RecipeConfig, load_config
+from .config import ClassifierConfig, RecipeConfig, config_parser, load_config
 
 
 @dataclass(frozen=True)
@@ -260,8 +259,7 @@ def train_classifier(cfg: RecipeConfig, role: str, log=print) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     parser.add_argument("--role", choices=list(ROLES), required=True)
     args = parser.parse_args()
     train_classifier(load_config(args.config), args.role, log=lambda m: print(m, flush=True))

@@ -6,6 +6,7 @@ take the defaults below (the defaults are the bundled recipe's values).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -112,3 +113,10 @@ def load_config(path: str | Path | None = None, **overrides) -> RecipeConfig:
     values = json.loads(Path(path).read_text()) if path else {}
     values.update(overrides)
     return _build(RecipeConfig, values)
+
+
+def config_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line every stage shares: its docstring as help, and ``--config``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="train/configs/bundled.json", help="recipe config (JSON)")
+    return parser

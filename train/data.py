@@ -11,7 +11,6 @@ Also reads user datasets in the standard layout ``root/{train,val,test}/{reals,f
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -24,7 +23,7 @@ from PIL import Image
 
 from detector.preprocess import load_image, to_model_tensor
 
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -104,8 +103,7 @@ def list_samples(root: str | Path, split: str) -> list[Sample]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     args = parser.parse_args()
     manifest = build_patches(load_config(args.config))
     counts = {s: len(v) for s, v in manifest["splits"].items()}

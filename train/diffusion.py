@@ -7,20 +7,26 @@ on the real training patches. Resumable; writes a sample grid at each checkpoint
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 from accelerate import Accelerator
+from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from detector.ddim import Schedule
 from detector.models import build_unet, small_unet_config
 
-from .common import read_pngs, save_grid, seed_everything, set_threads, to_unit, write_json
-from .config import RecipeConfig, load_config
+from .common import (
+    read_pngs,
+    save_grid,
+    seed_everything,
+    set_threads,
+    to_unit,
+    write_json,
+)
+from .config import RecipeConfig, config_parser, load_config
 from .sampling import generate_samples
 
 
@@ -134,8 +140,7 @@ def train_diffusion(cfg: RecipeConfig, log=print) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     parser.add_argument("--max-minutes", type=float, help="override the config's time budget")
     args = parser.parse_args()
     cfg = load_config(args.config)

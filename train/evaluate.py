@@ -16,20 +16,24 @@ Writes ``workdir/eval/metrics.json`` plus ROC and score-histogram plots.
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    roc_auc_score,
+    roc_curve,
+)
 
 from detector import Detector
 
 from .cache import load_cache
 from .classifiers import Batcher, load_classifier, predict
 from .common import set_threads, write_json
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 
 CONDITIONS = ("clean", "jpeg75", "jpeg50", "resize0.5")
 
@@ -170,8 +174,7 @@ def plot_report(report: dict, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     parser.add_argument("--weights", default="detector/weights")
     parser.add_argument("--baseline", help="baseline classifier safetensors (default: from the workdir)")
     args = parser.parse_args()

@@ -8,7 +8,6 @@ the test split (unconditional samples and regenerations of test patches), picked
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -18,7 +17,7 @@ from PIL import Image
 
 from detector import Detector
 
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 from .data import list_samples
 
 
@@ -53,8 +52,7 @@ def make_examples(cfg: RecipeConfig, out: str | Path, weights: str | Path = "det
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     parser.add_argument("--out", default="examples")
     parser.add_argument("--weights", default="detector/weights")
     args = parser.parse_args()

@@ -7,7 +7,6 @@ limits). ``Detector.from_pretrained("bundled")`` reads exactly this.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from detector.registry import save_weights
 
 from .cache import shipped_unet
 from .classifiers import load_classifier
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 
 LIMITS = [
     "Trained on 64x64 patches of 40 photos and on fakes from ONE small diffusion model (3.7M-parameter UNet trained here). "
@@ -102,8 +101,7 @@ def update_card(cfg: RecipeConfig, out_dir: str | Path, metrics: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     parser.add_argument("--out", default="detector/weights")
     args = parser.parse_args()
     cfg = load_config(args.config)

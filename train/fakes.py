@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from detector.models import load_unet
 
 from .common import read_pngs, save_png, seed_everything, set_threads
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 from .data import SPLITS
 from .sampling import generate_samples, regenerate
 
@@ -63,8 +62,7 @@ def make_fakes(cfg: RecipeConfig, unet_dir: str | Path | None = None, log=print)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     args = parser.parse_args()
     make_fakes(load_config(args.config))
 

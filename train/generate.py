@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from detector.models import load_unet
 from detector.preprocess import load_image, to_model_tensor
 from detector.registry import resolve_weights

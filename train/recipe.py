@@ -8,7 +8,6 @@ stopped run continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from accelerate import Accelerator
 
 from .cache import build_cache
 from .classifiers import ROLES, checkpoint_path, train_classifier
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, config_parser, load_config
 from .data import build_patches
 from .diffusion import train_diffusion
 from .evaluate import evaluate
@@ -66,8 +65,7 @@ def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="train/configs/bundled.json")
+    parser = config_parser(__doc__)
     parser.add_argument("--out", default="detector/weights", help="where the exported weights go")
     args = parser.parse_args()
     run(load_config(args.config), args.out, log=lambda m: print(m, flush=True))
