@@ -3,7 +3,7 @@
 Prints, per UNet: UNet calls per image, ms per image for each pipeline, and their ratio. Random
 weights (speed does not depend on them). Not a test: run it and read the figures.
 
-    python bench/speed.py                 # small bundled-style UNet at 64 px + ADM-256 topology at 64 px
+    python bench/speed.py                 # bundled UNet (64 px) + ADM-256 topology at a reduced 64 px input
     python bench/speed.py --adm-size 256  # the real ADM resolution (slow on CPU: minutes per DIRE image)
 """
 
@@ -16,8 +16,10 @@ import time
 
 import torch
 
+from detector import WeightsNotFoundError, load_student, resolve_weights
 from detector.ddim import DDIM
-from detector.models import ADM_256_UNCOND, DistilDIREStudent, build_unet, small_unet_config, unet_config_for_adm
+from detector.models import (ADM_256_UNCOND, DistilDIREStudent, build_unet, load_unet, small_unet_config,
+                             unet_config_for_adm)
 
 
 def _time(fn, repeats: int) -> float:
@@ -86,9 +88,14 @@ def main() -> None:
     print(f"device: {device} ({hardware}); torch {torch.__version__}; fp32; batch {args.batch}; DDIM {args.steps}")
     print(f"{'UNet':<34} {'params':>9}  {'size':>5}  {'DIRE':>20}   {'DistilDIRE':>17}   {'ratio':>6}")
     if not args.skip_small:
-        small = build_unet(small_unet_config(sample_size=args.small_size))
-        measure("small (bundled-style) + ResNet-18", small, 18, args.small_size, args.batch, args.steps,
-                args.repeats, args.dire_repeats, device)
+        try:  # the bundled UNet and student depth when present, else the same architecture
+            spec = resolve_weights("bundled")
+            small, depth, label = load_unet(spec.unet), load_student(spec.student).arch.depth, "bundled UNet"
+        except WeightsNotFoundError:
+            small, depth, label = build_unet(small_unet_config(sample_size=args.small_size)), 10, "small UNet"
+        size = int(small.config.sample_size)
+        measure(f"{label} + ResNet-{depth}", small, depth, size, args.batch, args.steps, args.repeats,
+                args.dire_repeats, device)
     if not args.skip_adm:
         adm = build_unet(unet_config_for_adm(ADM_256_UNCOND))
         measure("ADM-256 topology + ResNet-50", adm, 50, args.adm_size, args.batch, args.steps,

@@ -125,7 +125,9 @@ class Detector:
         self.student_dtype = _PRECISIONS[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.student = student.to(self.device, self.student_dtype, memory_format=self.memory_format).eval()
-        self.unet = unet.to(self.device, torch.float32).eval() if unet is not None else None
+        if unet is not None and unet.dtype != torch.float32:
+            unet = unet.to(torch.float32)
+        self.unet = unet.to(self.device).eval() if unet is not None else None
         if image_size is None:
             if unet is None:
                 raise ValueError("image_size is required for an image-only student")

@@ -98,7 +98,7 @@ def augment(pixels: torch.Tensor, c: ClassifierConfig, gen: torch.Generator) -> 
             img = down_up(np.ascontiguousarray(img), float(factors[i]))
         if use_jpeg[i]:
             img = jpeg(np.ascontiguousarray(img), int(qualities[i]))
-        out[i] = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        out[i] = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # a writable copy
     return out, flipped, flipped | use_jpeg | use_resize
 
 

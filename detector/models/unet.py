@@ -21,7 +21,7 @@ from .checkpoint import read_checkpoint
 
 def small_unet_config(
     sample_size: int = 64,
-    block_out_channels: tuple[int, ...] = (64, 128, 128, 256),
+    block_out_channels: tuple[int, ...] = (32, 64, 64, 128),
     attention_levels: tuple[int, ...] = (3,),
     layers_per_block: int = 1,
 ) -> dict:
