@@ -6,7 +6,6 @@ UI only: every computation lives in ``detector/``. Run ``python app.py [--host H
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import tempfile
@@ -15,12 +14,11 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from detector import Detector, WeightsNotFoundError
 from detector.analysis import build_report, measure_costs, robustness, verdict
 from detector.registry import OFFICIAL, official_files_present, resolve_weights
-from detector.visualize import evidence_figure
+from detector.visualize import evidence_strip
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator elsewhere
     import spaces
@@ -62,17 +60,11 @@ def get_detector(name: str) -> Detector:
         raise gr.Error(f"Model '{name}' cannot be loaded: {exc}", print_exception=False) from None
 
 
-def _figure_to_array(fig) -> np.ndarray:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
 def _score_plot(rows: list[dict], threshold: float, card: dict, model: str):
     """This batch's scores against the threshold, over the model card's reference histograms."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 2.8), layout="constrained")
+    fig = Figure(figsize=(7, 2.6), dpi=80, layout="constrained")
     ax = fig.subplots()
     reference = card.get("reference_histograms", {})
     key = {"bundled": "distildire", "bundled-fast": "image-only"}.get(model)
@@ -146,7 +138,7 @@ def detect(files, single, model: str, threshold: float, with_dire: bool, with_ro
     for name, result in zip(names, results):
         if result.ok:
             label = f"{name}: {verdict(result.p_fake, threshold, UNSURE_MARGIN)} (p_fake = {result.p_fake:.3f})"
-            gallery.append((_figure_to_array(evidence_figure(result, title=label)), label))
+            gallery.append((evidence_strip(result), label))
     plot = _score_plot(report["files"], threshold, detector.card, model)
     report_path = Path(tempfile.mkdtemp(prefix="distildire-")) / "distildire_report.json"
     report_path.write_text(json.dumps(report, indent=2))
@@ -231,9 +223,11 @@ def build_demo(default_model: str = "bundled") -> gr.Blocks:
                     run = gr.Button("Analyze", variant="primary", elem_id="analyze")
             table = gr.Dataframe(headers=["file", "verdict", "p_fake", "UNet calls", "ms", "notes"],
                                  datatype=["str", "str", "number", "number", "number", "str"], interactive=False,
-                                 label="Results", elem_id="verdicts", wrap=True)
-            gallery = gr.Gallery(label="Evidence: model input | ε at t=0 | reconstruction | DIRE (fixed scales)",
-                                 columns=2, format="png", height=340, object_fit="contain", elem_id="evidence")
+                                 label="Results", elem_id="verdicts", wrap=True,
+                                 column_widths=["30%", "10%", "10%", "10%", "8%", "32%"])
+            gallery = gr.Gallery(label="Evidence per image: model input | ε at t=0 (±3 → 0…255) | DDIM reconstruction | "
+                                       "DIRE ×8 (last two with 'teacher DIRE')",
+                                 columns=4, format="png", height=380, preview=True, object_fit="contain", elem_id="evidence")
             plot = gr.Plot(label="Scores vs threshold", format="png")
             with gr.Row():
                 report_file = gr.File(label="JSON report", elem_id="report-file")

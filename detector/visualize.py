@@ -53,6 +53,18 @@ def evidence_panels(result) -> list[tuple[str, np.ndarray]]:
     return panels
 
 
+def evidence_strip(result, scale: int = 3, gap: int = 6) -> np.ndarray:
+    """The evidence panels side by side as one uint8 RGB array (nearest-neighbour ×``scale``, white
+    gaps): cheap to build and to serve as PNG; panel order as in ``evidence_panels``."""
+    panels = [np.repeat(np.repeat(img, scale, axis=0), scale, axis=1) for _, img in evidence_panels(result)]
+    height = max(p.shape[0] for p in panels)
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    row = []
+    for i, panel in enumerate(panels):
+        row += ([spacer] if i else []) + [panel]
+    return np.concatenate(row, axis=1)
+
+
 def evidence_figure(result, dpi: int = 100, title: str | None = None):
     """A matplotlib Figure with the evidence panels side by side; ``title`` defaults to the verdict."""
     from matplotlib.figure import Figure
