@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from detector import WeightsNotFoundError, load_student, resolve_weights
 from detector.ddim import DDIM
