@@ -71,9 +71,9 @@ def evidence_figure(result, dpi: int = 100, title: str | None = None):
 
     panels = evidence_panels(result)
     fig = Figure(figsize=(2.4 * len(panels), 2.8), dpi=dpi, layout="constrained")
-    for ax, (title, img) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+    for ax, (panel_title, img) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         ax.imshow(img, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
         ax.axis("off")
     if title is None and result.ok:
         title = f"{result.source}: {result.label} (p_fake = {result.p_fake:.3f})"

@@ -38,5 +38,19 @@ def test_panels_and_figure(tmp_path):
         Image.fromarray(img).save(tmp_path / "p.png")  # PNG-safe
     fig = evidence_figure(result)
     assert len(fig.axes) == 4 and "fake" in fig._suptitle.get_text()
+    assert evidence_figure(result, title="custom")._suptitle.get_text() == "custom"
     fig.savefig(tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_evidence_strip_is_one_png_safe_row():
+    from detector.visualize import evidence_strip
+
+    rng = np.random.default_rng(1)
+    result = DetectionResult(source="x.png", p_fake=0.2, label="real",
+                             image=rng.integers(0, 255, (8, 8, 3), dtype=np.uint8),
+                             eps=rng.normal(size=(8, 8, 3)).astype(np.float32))
+    strip = evidence_strip(result, scale=3, gap=6)
+    assert strip.dtype == np.uint8 and strip.shape == (24, 24 + 6 + 24, 3)
+    assert (strip[:, :24] == np.repeat(np.repeat(result.image, 3, 0), 3, 1)).all()
+    assert (strip[:, 24:30] == 255).all()
