@@ -141,3 +141,20 @@ def test_recipe_runs_data_parallel_under_accelerate(tmp_path):
     assert len(cache["labels"]) == 32  # both processes' shares merged
     assert len(list((tmp_path / "work" / "data" / "train" / "fakes").glob("*.png"))) == 16
     Detector.from_pretrained(str(tmp_path / "weights")).detect_one(make_photo())
+
+
+def test_generate_writes_samples_and_regenerations(tiny_weights, tmp_path):
+    from PIL import Image
+
+    from train.generate import main as generate
+
+    source = tmp_path / "reals"
+    source.mkdir()
+    make_photo(seed=5).save(source / "a.jpg")
+    (source / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    assert generate(["--n", "3", "--seed", "1", "--steps", "3", "--out", str(out), "--from", str(source),
+                     "--weights", str(tiny_weights)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["regen_a.png", "sample_1_0000.png", "sample_1_0001.png", "sample_1_0002.png"]
+    assert Image.open(out / "regen_a.png").size == (32, 32)

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from detector.models import load_unet
-from detector.preprocess import load_image, to_model_tensor
+from detector.preprocess import DetectorInputError, load_image, to_model_tensor
 from detector.registry import resolve_weights
 
 from .common import save_png, seed_everything, to_uint8
@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.source:
         files = sorted(p for p in Path(args.source).iterdir() if p.is_file())
         for path in files:
-            x = to_model_tensor(load_image(path).image, size)
+            try:
+                x = to_model_tensor(load_image(path).image, size)
+            except DetectorInputError as exc:
+                print(f"skipped {path.name}: {exc}")
+                continue
             image = regenerate(unet, to_uint8(x)[None], FakesConfig(), generator)[0]
             save_png(image, out / f"regen_{path.stem}.png")
             regenerated += 1
