@@ -41,7 +41,7 @@ def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inpu
     table, gallery, plot, report_path, report = app.detect(
         [inputs["good"], inputs["corrupt"]], inputs["second"], str(tiny_weights), 0.5, False, True, progress=_quiet)
     assert [row[0] for row in table] == ["photo.png", "corrupt.png", "second.jpg"]
-    assert table[1][1] == "ERROR" and "damaged" in table[1][5] or "not an image" in table[1][5]
+    assert table[1][1] == "ERROR" and ("damaged" in table[1][5] or "not an image" in table[1][5])
     for row in (table[0], table[2]):
         assert row[1] in ("FAKE", "REAL", "UNSURE") and 0 <= row[2] <= 1 and row[3] == 1
         assert row[5] in ("stable",) or row[5].startswith("verdict flips")
