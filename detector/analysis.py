@@ -5,28 +5,18 @@ measured pipeline costs and a JSON report. No UI code.
 from __future__ import annotations
 
 import hashlib
-import io
 import statistics
 import time
 from collections.abc import Sequence
 
 import torch
-from PIL import Image
 
+from .perturb import apply
 from .pipeline import DetectionResult, Detector
 from .preprocess import ImageInput, load_image
 
-#: Re-encodings a score should survive: each maps an RGB PIL image to bytes or an image.
-PERTURBATIONS = {
-    "jpeg_q75": lambda im: _jpeg(im, 75),
-    "resize_0.5x": lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.BILINEAR, reducing_gap=None),
-}
-
-
-def _jpeg(image: Image.Image, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+#: Re-encodings a score should survive (names from ``detector.perturb.PERTURBATIONS``).
+ROBUSTNESS_CHECKS = ("jpeg_q75", "rescale_0.5x")
 
 
 def verdict(p_fake: float | None, threshold: float, unsure_margin: float = 0.1) -> str:
@@ -39,7 +29,8 @@ def verdict(p_fake: float | None, threshold: float, unsure_margin: float = 0.1) 
 
 
 def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequence[DetectionResult]) -> list[dict]:
-    """p_fake of each good input after JPEG q75 and after a 0.5× downscale, and whether the verdict flips."""
+    """p_fake of each good input after each of ``ROBUSTNESS_CHECKS`` (JPEG q75, 0.5× downscale), and
+    whether the verdict flips."""
     report: list[dict] = []
     variants: list[ImageInput] = []
     owners: list[tuple[int, str]] = []
@@ -48,8 +39,8 @@ def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequenc
         if not result.ok:
             continue
         image = load_image(item).image
-        for name, perturb in PERTURBATIONS.items():
-            variants.append(perturb(image))
+        for name in ROBUSTNESS_CHECKS:
+            variants.append(apply(image, name))
             owners.append((index, name))
     for (index, name), perturbed in zip(owners, detector.detect(variants) if variants else []):
         original = results[index]
@@ -61,9 +52,12 @@ def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequenc
 
 
 def measure_costs(detector: Detector, repeats: int = 3) -> dict:
-    """Measured ms per UNet call and per student pass on this hardware, at the detector's size, batch 1,
-    and the implied per-image cost of DIRE (2·steps calls), DistilDIRE (1 call) and image-only (0)."""
+    """Measured ms per UNet call and per student pass on this hardware, at the detector's input size
+    (one tile for a tiled model), batch 1, and the implied per-image cost of DIRE (2·steps calls on
+    one input), DistilDIRE (one call per input) and image-only (no call). A tiled model scores up to
+    ``max_tiles`` inputs per image; the figures count that many."""
     size = detector.image_size
+    inputs = detector.tiling.max_tiles if detector.tiling is not None else 1
     x = torch.zeros(1, 3, size, size, device=detector.device)
     timings = {}
     with torch.inference_mode():
@@ -74,16 +68,19 @@ def measure_costs(detector: Detector, repeats: int = 3) -> dict:
         x_student = torch.zeros(1, channels, size, size, device=detector.device, dtype=detector.student_dtype)
         timings["student_ms"] = _median_ms(lambda: detector.student(x_student), detector, repeats)
     unet_ms = timings.get("unet_call_ms")
+    student_ms = inputs * timings["student_ms"]
     calls = 2 * detector.ddim.steps
     return {
         "device": str(detector.device),
         "image_size": size,
+        "inputs_per_image": inputs,
         **{k: round(v, 2) for k, v in timings.items()},
         "pipelines": {
             f"DIRE (DDIM-{detector.ddim.steps} inversion + reconstruction)": {
                 "unet_calls": calls, "ms": round(calls * unet_ms + timings["student_ms"], 1) if unet_ms else None},
-            "DistilDIRE (ε at t=0)": {"unet_calls": 1, "ms": round(unet_ms + timings["student_ms"], 1) if unet_ms else None},
-            "image-only student": {"unet_calls": 0, "ms": round(timings["student_ms"], 1)},
+            "DistilDIRE (ε at t=0)": {"unet_calls": inputs,
+                                       "ms": round(inputs * unet_ms + student_ms, 1) if unet_ms else None},
+            "image-only student": {"unet_calls": 0, "ms": round(student_ms, 1)},
         },
     }
 

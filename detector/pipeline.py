@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import UNet2DModel
+from PIL import Image
 
 from .ddim import DDIM, Schedule, dire_to_uint8
 from .models.adm import ADMConfig
@@ -25,6 +26,10 @@ from .models.student import DistilDIREStudent, build_student_from_state_dict
 from .models.unet import load_unet
 from .preprocess import PREPROCESSING_VERSION, DetectorInputError, ImageInput, load_image, to_model_tensor
 from .registry import WeightsSpec, resolve_weights
+from .tiling import TileGrid, TilingConfig, aggregate, image_to_tiles
+
+#: Longest side of ``DetectionResult.preview`` (the whole image, for heat maps).
+PREVIEW_SIZE = 512
 
 _PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -44,6 +49,13 @@ class DetectionResult:
     dire: np.ndarray | None = None  # H×W×3 uint8, ⌊127.5·|x − x_rec|⌋ (with_dire)
     unet_calls: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # tiled models only: where the model looked and what each tile scored
+    grid: TileGrid | None = None  # tile boxes in original-image pixels (after enlarging a tiny image)
+    tile_p_fake: np.ndarray | None = None  # rows×cols calibrated p(fake) per tile
+    tile_index: int | None = None  # the tile shown in ``image``/``eps``: the highest-scoring one
+    preview: np.ndarray | None = None  # the whole image, longest side ≤ PREVIEW_SIZE, uint8
+    low_confidence: bool = False
+    warning: str | None = None  # why the score deserves less trust (e.g. the image is smaller than a tile)
 
     @property
     def ok(self) -> bool:
@@ -59,12 +71,25 @@ class DetectionResult:
             "error": self.error,
             "unet_calls": self.unet_calls,
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "low_confidence": self.low_confidence,
+            "warning": self.warning,
+            "tiles": None if self.grid is None else {
+                "rows": self.grid.rows, "cols": self.grid.cols, "size": self.grid.tile,
+                "boxes": [list(b) for b in self.grid.boxes],
+                "p_fake": np.round(self.tile_p_fake, 5).tolist(), "shown": self.tile_index},
         }
 
 
 def _to_uint8_image(batch: torch.Tensor) -> np.ndarray:
     """B×3×H×W in [−1, 1] → B×H×W×3 uint8."""
     return ((batch.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _preview(image: Image.Image, size: int = PREVIEW_SIZE) -> np.ndarray:
+    """The whole image, longest side at most ``size`` (for drawing the tile heat map on)."""
+    preview = image.copy()
+    preview.thumbnail((size, size), Image.BILINEAR)
+    return np.asarray(preview.convert("RGB"))
 
 
 def _file_digest(paths: Iterable[Path | None]) -> str:
@@ -79,6 +104,32 @@ def _file_digest(paths: Iterable[Path | None]) -> str:
     return digest.hexdigest()[:16]
 
 
+class EpsExtractor:
+    """DistilDIRE's feature: ε at t = 0 from a diffusion UNet (one call, float32). ``Detector`` and the
+    training caches both compute ε through this, so cached and served ε are the same numbers."""
+
+    def __init__(self, unet: UNet2DModel, schedule: Schedule | None = None, ddim_steps: int = 20,
+                 device: str | torch.device | None = None, max_batch: int | None = None):
+        self.device = torch.device(device or "cpu")
+        # on CPU, UNet calls of ~16 tiles run fastest (cache-sized); larger batches are split
+        self.max_batch = max_batch or (16 if self.device.type == "cpu" else 256)
+        if unet.dtype != torch.float32:
+            unet = unet.to(torch.float32)
+        # channels_last: the same fp32 arithmetic, ~1.6× faster for the small UNet on CPU
+        self.unet = unet.to(self.device, memory_format=torch.channels_last).eval()
+        self.ddim = DDIM(schedule or Schedule(), ddim_steps)
+
+    def eps_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The UNet's ε prediction (first 3 output channels; learned-variance channels dropped)."""
+        return self.unet(x.contiguous(memory_format=torch.channels_last), t).sample[:, :3].contiguous()
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """ε at t = 0 for a batch in [−1, 1] (one UNet call per image, in chunks of ``max_batch``)."""
+        x = x.to(self.device)
+        return torch.cat([self.ddim.eps_at_start(self.eps_fn, part) for part in x.split(self.max_batch)])
+
+
 def load_student(path: str | Path) -> DistilDIREStudent:
     """A classifier checkpoint (safetensors, or the official ``.pth`` layout) → model, arch read from keys."""
     path = Path(path)
@@ -90,6 +141,14 @@ def load_student(path: str | Path) -> DistilDIREStudent:
 class Detector:
     """DistilDIRE inference: ``detect(inputs, with_dire=False)`` → ``list[DetectionResult]``.
 
+    Two preprocessing modes, declared by the model card:
+
+    * ``resize-center-crop`` (the official checkpoints): shorter side resized to ``image_size``,
+      centre crop, one forward per image;
+    * ``tiles`` (the bundled model): a deterministic grid of native-resolution tiles
+      (``TilingConfig``), one forward per tile, tile logits aggregated by the card's rule.
+
+    ``calibration`` (temperature ``T``, bias ``b``) maps the raw logit z to p = σ(z / T + b).
     Runs under ``torch.inference_mode`` in batches. The UNet always runs in float32 (as the reference:
     ε at t = 0 amplifies rounding by 100×); on CUDA the student may use bf16/fp16 and channels_last.
     """
@@ -101,6 +160,8 @@ class Detector:
         *,
         schedule: Schedule | None = None,
         image_size: int | None = None,
+        tiling: TilingConfig | None = None,
+        calibration: dict | None = None,
         threshold: float = 0.5,
         ddim_steps: int = 20,
         device: str | torch.device | None = None,
@@ -125,17 +186,24 @@ class Detector:
         self.student_dtype = _PRECISIONS[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.student = student.to(self.device, self.student_dtype, memory_format=self.memory_format).eval()
-        if unet is not None and unet.dtype != torch.float32:
-            unet = unet.to(torch.float32)
-        self.unet = unet.to(self.device).eval() if unet is not None else None
+        self.schedule = schedule or Schedule()
+        self.ddim = DDIM(self.schedule, ddim_steps)
+        self.extractor = EpsExtractor(unet, self.schedule, ddim_steps, self.device) if unet is not None else None
+        self.unet = self.extractor.unet if unet is not None else None
+        self.tiling = tiling
+        if tiling is not None:
+            image_size = tiling.tile
         if image_size is None:
             if unet is None:
                 raise ValueError("image_size is required for an image-only student")
             image_size = int(unet.config.sample_size)
         self.image_size = int(image_size)
+        calibration = calibration or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.bias = float(calibration.get("bias", 0.0))
+        if self.temperature <= 0:
+            raise ValueError("calibration temperature must be positive")
         self.threshold = float(threshold)
-        self.schedule = schedule or Schedule()
-        self.ddim = DDIM(self.schedule, ddim_steps)
         self.batch_size = batch_size
         self.name = name
         self.card = card or {}
@@ -153,8 +221,14 @@ class Detector:
     @classmethod
     def from_spec(cls, spec: WeightsSpec, **kwargs) -> Detector:
         kwargs.setdefault("threshold", spec.threshold)
+        preprocessing = spec.preprocessing or {}
+        if preprocessing.get("mode") == "tiles":
+            kwargs.setdefault("tiling", TilingConfig.from_card(preprocessing))
+        elif preprocessing.get("mode") not in (None, "resize-center-crop"):
+            raise ValueError(f"{spec.name}: unknown preprocessing mode {preprocessing.get('mode')!r}")
         if spec.image_size:
             kwargs.setdefault("image_size", spec.image_size)
+        kwargs.setdefault("calibration", spec.calibration)
         kwargs.setdefault("name", spec.name)
         kwargs.setdefault("card", spec.card)
         return cls.from_files(student=spec.student, unet=spec.unet, **kwargs)
@@ -179,16 +253,34 @@ class Detector:
     # ----------------------------------------------------------------------------------- compute
     def eps_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The UNet's ε prediction (first 3 output channels; learned-variance channels dropped)."""
-        return self.unet(x, t).sample[:, :3]
+        return self.extractor.eps_fn(x, t)
 
-    def _student_logits(self, x: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+    def eps(self, x: torch.Tensor) -> torch.Tensor:
+        """DistilDIRE's ε at t = 0 for a batch in [−1, 1] (one UNet call)."""
+        return self.extractor(x)
+
+    def raw_logits(self, x: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+        """The student's uncalibrated logit per input (B,)."""
         inputs = torch.cat([x, eps], dim=1) if eps is not None else x
-        inputs = inputs.to(self.student_dtype).contiguous(memory_format=self.memory_format)
+        inputs = inputs.to(self.device, self.student_dtype).contiguous(memory_format=self.memory_format)
         return self.student(inputs)["logit"].float().squeeze(1)
+
+    def calibrate(self, logits: torch.Tensor | np.ndarray | float) -> torch.Tensor:
+        """Raw logit(s) → calibrated logit(s): z / T + b."""
+        return torch.as_tensor(logits, dtype=torch.float32) / self.temperature + self.bias
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, TileGrid | None]:
+        """A decoded RGB image → the model inputs (N×3×s×s in [−1, 1]) and, when tiled, their grid."""
+        if self.tiling is not None:
+            return image_to_tiles(image, self.tiling.tile, self.tiling.max_tiles)
+        return to_model_tensor(image, self.image_size)[None], None
 
     @property
     def unet_calls_per_image(self) -> int:
-        return 1 if self.uses_eps else 0
+        """UNet calls for one image: one per tile (at most ``max_tiles``) for a tiled DistilDIRE model."""
+        if not self.uses_eps:
+            return 0
+        return self.tiling.max_tiles if self.tiling is not None else 1
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -199,8 +291,8 @@ class Detector:
         self, inputs: ImageInput | Sequence[ImageInput], with_dire: bool = False, batch_size: int | None = None
     ) -> list[DetectionResult]:
         """One result per input, in order. Bad inputs get ``error`` set; the others are unaffected.
-        Per-stage timings of a batch are shared equally among its images."""
-        if isinstance(inputs, (str, bytes, bytearray, Path)) or not isinstance(inputs, Sequence):
+        Per-stage timings of a batch are shared among its images in proportion to their inputs."""
+        if isinstance(inputs, (str, bytes, bytearray, Path, Image.Image)) or not isinstance(inputs, Sequence):
             inputs = [inputs]
         if with_dire and self.unet is None:
             raise ValueError("DIRE needs a diffusion UNet; this detector is image-only")
@@ -211,65 +303,86 @@ class Detector:
             name = str(item) if isinstance(item, (str, Path)) else f"input #{index}"
             try:
                 loaded = load_image(item)
-                tensor = to_model_tensor(loaded.image, self.image_size)
+                tensor, grid = self.preprocess(loaded.image)
             except DetectorInputError as exc:
                 results.append(DetectionResult(source=name, error=str(exc)))
                 continue
             except Exception as exc:  # never let one odd file take the batch down
                 results.append(DetectionResult(source=name, error=f"could not be processed ({type(exc).__name__}: {exc})"))
                 continue
-            result = DetectionResult(source=name, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
+            result = DetectionResult(source=name, grid=grid, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
+            if grid is not None:
+                result.preview = _preview(loaded.image)
+                if grid.enlarged:
+                    result.low_confidence = True
+                    result.warning = (
+                        f"the image is only {loaded.image.width}×{loaded.image.height} px, smaller than the model's "
+                        f"{grid.tile}-px tile: it was enlarged to be scored, so the score is unreliable")
             results.append(result)
             ready.append((result, tensor))
 
         step = batch_size or self.batch_size
         for offset in range(0, len(ready), step):
             chunk = ready[offset : offset + step]
-            self._run_batch([r for r, _ in chunk], torch.stack([t for _, t in chunk]), with_dire)
+            self._run_batch([r for r, _ in chunk], [t for _, t in chunk], with_dire)
         return results
 
     def detect_one(self, item: ImageInput, with_dire: bool = False) -> DetectionResult:
         return self.detect([item], with_dire=with_dire)[0]
 
-    def _run_batch(self, results: list[DetectionResult], x: torch.Tensor, with_dire: bool) -> None:
-        n = len(results)
-        x = x.to(self.device)
+    def _run_batch(self, results: list[DetectionResult], tensors: list[torch.Tensor], with_dire: bool) -> None:
+        counts = [len(t) for t in tensors]
+        x = torch.cat(tensors).to(self.device)
         stages: dict[str, float] = {}
         eps = None
-        if self.uses_eps or with_dire:
+        if self.uses_eps:
             start = time.perf_counter()
-            eps = self.ddim.eps_at_start(self.eps_fn, x)
+            eps = self.eps(x)
             self._sync()
             stages["unet_eps"] = time.perf_counter() - start
         start = time.perf_counter()
-        logits = self._student_logits(x, eps if self.uses_eps else None)
+        tile_logits = self.calibrate(self.raw_logits(x, eps).cpu())
         self._sync()
         stages["student"] = time.perf_counter() - start
+
+        # one logit per image: its only input, or its tiles aggregated by the card's rule
+        per_image = list(torch.split(tile_logits, counts))
+        rule = self.tiling.aggregate if self.tiling is not None else None
+        image_logits = torch.tensor([float(z[0]) if rule is None else aggregate(z, rule) for z in per_image])
+        shown = [int(z.argmax()) for z in per_image]  # the tile displayed as evidence
+        offsets = np.cumsum([0, *counts[:-1]])
+        picked = torch.tensor([int(o) + s for o, s in zip(offsets, shown)], dtype=torch.long)
+
         recon = dire = None
-        if with_dire:
+        if with_dire:  # the teacher's evidence, for the displayed input of each image
             start = time.perf_counter()
-            recon = self.ddim.reconstruct(self.eps_fn, self.ddim.invert(self.eps_fn, x))
-            dire = dire_to_uint8(x, recon).permute(0, 2, 3, 1).cpu().numpy()
+            x_shown = x[picked.to(self.device)]
+            recon = self.ddim.reconstruct(self.eps_fn, self.ddim.invert(self.eps_fn, x_shown))
+            dire = dire_to_uint8(x_shown, recon).permute(0, 2, 3, 1).cpu().numpy()
             recon = _to_uint8_image(recon)
             self._sync()
             stages["dire"] = time.perf_counter() - start
 
-        probs = torch.sigmoid(logits).cpu().numpy()
-        logits = logits.cpu().numpy()
-        images = _to_uint8_image(x)
-        eps_maps = eps.permute(0, 2, 3, 1).cpu().numpy() if eps is not None else None
-        calls = (1 if eps is not None else 0) + (2 * self.ddim.steps if with_dire else 0)
+        probs = torch.sigmoid(image_logits).numpy()
+        images = _to_uint8_image(x[picked.to(self.device)])
+        eps_maps = eps[picked.to(self.device)].permute(0, 2, 3, 1).cpu().numpy() if eps is not None else None
+        total = sum(counts)
         for i, result in enumerate(results):
             result.p_fake = float(probs[i])
-            result.logit = float(logits[i])
+            result.logit = float(image_logits[i])
             result.label = "fake" if result.p_fake >= self.threshold else "real"
             result.image = images[i]
             result.eps = eps_maps[i] if eps_maps is not None else None
+            if result.grid is not None:
+                result.tile_index = shown[i]
+                grid = result.grid
+                result.tile_p_fake = torch.sigmoid(per_image[i]).numpy().reshape(grid.rows, grid.cols)
             if with_dire:
                 result.reconstruction, result.dire = recon[i], dire[i]
-            result.unet_calls = calls
-            result.timings_ms.update({k: v * 1e3 / n for k, v in stages.items()})
-            result.timings_ms["total"] = sum(result.timings_ms.values())
+            result.unet_calls = (counts[i] if eps is not None else 0) + (2 * self.ddim.steps if with_dire else 0)
+            share = counts[i] / total
+            result.timings_ms.update({k: v * 1e3 * (share if k != "dire" else 1 / len(results)) for k, v in stages.items()})
+            result.timings_ms["total"] = sum(v for k, v in result.timings_ms.items() if k != "total")
 
     # ----------------------------------------------------------------------------------- report
     @property
@@ -291,5 +404,15 @@ class Detector:
             "ddim_steps": self.ddim.steps,
             "unet_calls_per_image": self.unet_calls_per_image,
             "device": str(self.device),
-            "preprocessing": PREPROCESSING_VERSION,
+            "preprocessing": self.preprocessing_description,
+            "calibration": {"temperature": self.temperature, "bias": self.bias},
         }
+
+    @property
+    def preprocessing_description(self) -> str:
+        if self.tiling is None:
+            return PREPROCESSING_VERSION
+        t = self.tiling
+        return (f"tiles-v1: exif-transpose, first frame, RGB (alpha over white), native resolution (never resized; "
+                f"images under {t.tile} px enlarged and flagged), grid of up to {t.max_tiles} tiles of {t.tile}x{t.tile}, "
+                f"[-1,1], tile logits aggregated by {t.aggregate}")

@@ -44,6 +44,8 @@ class WeightsSpec:
     inputs: str = "image+eps"
     license: str = "unknown"
     card: dict = field(default_factory=dict)
+    preprocessing: dict | None = None  # {"mode": "resize-center-crop"} (default) or {"mode": "tiles", ...}
+    calibration: dict | None = None  # {"temperature": T, "bias": b}: p = σ(z / T + b)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSp
         inputs=entry.get("inputs", "image+eps"),
         license=card.get("license", "unknown"),
         card=card,
+        preprocessing=entry.get("preprocessing", card.get("preprocessing")),
+        calibration=entry.get("calibration"),
     )
 
 
@@ -171,6 +175,7 @@ def resolve_weights(name_or_dir: str | os.PathLike = "bundled", variant: str | N
             unet=_adm_file(),
             image_size=256,
             threshold=0.5,
+            preprocessing={"mode": "resize-center-crop", "size": 256},
             license="CC BY-NC 4.0 (DistilDIRE weights); MIT (ADM, openai/guided-diffusion)",
             card={"description": entry.description, "source": f"{OFFICIAL_REPO}/{entry.filename}"},
         )
@@ -189,7 +194,8 @@ def save_weights(
 ) -> Path:
     """Write a weights folder that ``resolve_weights`` reads: ``{variant}.safetensors`` per student
     (``students = {variant: (model, inputs)}``, inputs as in ``INPUT_KINDS``), ``unet/`` (diffusers,
-    safetensors, with ``scheduler_config.json``) and ``card.json`` (``card`` plus the variant table)."""
+    safetensors, with ``scheduler_config.json``) and ``card.json`` (``card`` plus the variant table;
+    ``card["variants"][name]`` may carry that variant's threshold, calibration and preprocessing)."""
     from safetensors.torch import save_file
 
     from .ddim import Schedule
@@ -208,7 +214,8 @@ def save_weights(
         sched = schedule or Schedule()
         (folder / "unet" / "scheduler_config.json").write_text(json.dumps(sched.to_scheduler_config(), indent=2))
     card = dict(card or {})
-    card["variants"] = {**card.get("variants", {}), **variants}
+    given = card.get("variants", {})  # per-variant settings (threshold, calibration, …) kept beside the files
+    card["variants"] = {**given, **{name: {**given.get(name, {}), **files} for name, files in variants.items()}}
     if unet is not None:
         card.setdefault("image_size", int(unet.config.sample_size))
     card.setdefault("default_variant", next(iter(variants)))

@@ -28,7 +28,7 @@ def test_robustness_rescores_perturbed_copies(detector):
     report = robustness(detector, items, results)
     assert report[1] == {}
     for entry, original in ((report[0], results[0]), (report[2], results[2])):
-        assert set(entry) == {"jpeg_q75", "resize_0.5x"}
+        assert set(entry) == {"jpeg_q75", "rescale_0.5x"}
         for check in entry.values():
             assert 0 <= check["p_fake"] <= 1
             flipped = (check["p_fake"] >= detector.threshold) != (original.p_fake >= detector.threshold)
