@@ -24,7 +24,7 @@ def collect_inputs(paths: list[str]) -> list[str]:
 
 
 def _format_table(rows: list[dict]) -> str:
-    headers = ["file", "verdict", "p_fake", "unet_calls", "ms", "error"]
+    headers = ["file", "verdict", "p_fake", "unet_calls", "ms", "note"]
     body = [
         [
             r["source"],
@@ -32,7 +32,7 @@ def _format_table(rows: list[dict]) -> str:
             f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-",
             str(r["unet_calls"]),
             f"{r['timings_ms'].get('total', 0):.0f}" if r["p_fake"] is not None else "-",
-            r["error"] or "",
+            r["error"] or r.get("warning") or "",
         ]
         for r in rows
     ]
@@ -76,10 +76,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["source", "label", "p_fake", "logit", "unet_calls", "total_ms", "error"])
+            writer.writerow(["source", "label", "p_fake", "logit", "unet_calls", "total_ms", "error", "low_confidence"])
             for r in rows:
                 writer.writerow([r["source"], r["label"], r["p_fake"], r["logit"], r["unet_calls"],
-                                 r["timings_ms"].get("total"), r["error"]])
+                                 r["timings_ms"].get("total"), r["error"], r.get("low_confidence", False)])
     n_bad = sum(r["error"] is not None for r in rows)
     n_fake = sum(r["label"] == "fake" for r in rows)
     print(f"\n{len(rows)} files: {n_fake} fake, {len(rows) - n_fake - n_bad} real, {n_bad} unreadable", file=sys.stderr)

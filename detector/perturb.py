@@ -90,9 +90,10 @@ def apply(image: Image.Image, name: str) -> Image.Image:
 class AugmentChain:
     """A random processing history for a training image.
 
-    Class-specific steps come first and exist to break the "clean render = fake" cue: fakes sometimes
-    get sensor-like noise, reals sometimes get smoothed (blur, median, non-local-means, or a 0.5×
-    downscale). Then BOTH classes go through the same random chain — a mild rescale and JPEG at a
+    Class-specific steps come first and exist to break the shortcuts a corpus offers: fakes sometimes
+    get sensor-like noise and sometimes a "source" JPEG (photos arrive already compressed once by the
+    camera, generated PNGs do not), reals sometimes get smoothed (blur, median, non-local-means, or a
+    0.5× downscale). Then BOTH classes go through the same random chain — a mild rescale and JPEG at a
     random quality — so compression and size say nothing about the label. Horizontal flips last.
     """
 
@@ -102,6 +103,8 @@ class AugmentChain:
     jpeg_quality: tuple[int, int] = (60, 100)
     fake_noise_prob: float = 0.25
     noise_sigma: tuple[float, float] = (1.0, 4.0)
+    fake_jpeg_prob: float = 0.0  # a source JPEG for fakes, so both classes carry the same compression history
+    fake_jpeg_quality: tuple[int, int] = (70, 98)
     real_smooth_prob: float = 0.45
     smooth_kinds: tuple[str, ...] = ("blur", "median", "denoise", "downscale")
     blur_sigma: tuple[float, float] = (0.4, 1.2)
@@ -109,11 +112,19 @@ class AugmentChain:
     flip: bool = True
 
     def class_steps(self, image: Image.Image, label: int, rng: random.Random) -> tuple[Image.Image, list[str]]:
-        """The counter-shortcut step for ``label`` (1 = fake, 0 = real), if drawn."""
-        if label == 1 and rng.random() < self.fake_noise_prob:
-            sigma = rng.uniform(*self.noise_sigma)
-            return add_noise(image, sigma, rng.randrange(1 << 31)), [f"noise{sigma:.1f}"]
-        if label == 0 and rng.random() < self.real_smooth_prob:
+        """The counter-shortcut steps for ``label`` (1 = fake, 0 = real), as drawn."""
+        if label == 1:
+            ops = []
+            if rng.random() < self.fake_noise_prob:
+                sigma = rng.uniform(*self.noise_sigma)
+                image = add_noise(image, sigma, rng.randrange(1 << 31))
+                ops.append(f"noise{sigma:.1f}")
+            if rng.random() < self.fake_jpeg_prob:
+                quality = rng.randint(*self.fake_jpeg_quality)
+                image = jpeg(image, quality)
+                ops.append(f"srcjpeg{quality}")
+            return image, ops
+        if rng.random() < self.real_smooth_prob:
             kind = rng.choice(self.smooth_kinds)
             if kind == "blur":
                 sigma = rng.uniform(*self.blur_sigma)

@@ -70,8 +70,11 @@ def test_class_steps_do_not_shift_the_shared_draws():
 
 
 def test_counter_shortcut_steps_are_class_specific():
-    chain = AugmentChain(rescale_prob=0, jpeg_prob=0, flip=False, fake_noise_prob=1.0, real_smooth_prob=1.0)
+    chain = AugmentChain(rescale_prob=0, jpeg_prob=0, flip=False, fake_noise_prob=1.0, real_smooth_prob=1.0,
+                         fake_jpeg_prob=1.0)
     image = make_photo(64, 64, seed=6)
     kinds = {tuple(op.rstrip("0123456789.") for op in chain(image, 0, random.Random(s))[1]) for s in range(40)}
     assert kinds == {("blur",), ("median",), ("nlm",), ("down",)}
-    assert all(chain(image, 1, random.Random(s))[1][0].startswith("noise") for s in range(5))
+    for s in range(5):  # fakes: sensor-like noise, then a source JPEG like a camera's
+        ops = chain(image, 1, random.Random(s))[1]
+        assert ops[0].startswith("noise") and ops[1].startswith("srcjpeg") and len(ops) == 2

@@ -1,4 +1,4 @@
-"""The training recipe end to end on a tiny synthetic config (seconds), then loaded through detector/."""
+"""The training recipe end to end on a tiny synthetic corpus (seconds), then loaded through detector/."""
 
 from __future__ import annotations
 
@@ -7,37 +7,59 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_photo
-from safetensors.torch import load_file
+from conftest import TINY_SIZE, make_photo
+from PIL import Image
 
 from detector import Detector
-from train.cache import load_cache
-from train.classifiers import augment
-from train.config import ClassifierConfig, load_config
-from train.data import list_samples, split_photos
+from detector.tiling import image_to_tiles
+from train.config import load_config
+from train.corpus import assign_folds, build_records, summary
+from train.crops import load_crops, load_tiles
 from train.recipe import run
 
 TINY = {
     "name": "tiny",
-    "data": {"patch_size": 32, "val_photos": 1, "test_photos": 1,
-             "patches_per_photo": {"train": 8, "val": 8, "test": 8}, "min_window": 24},
-    "diffusion": {"block_out_channels": [32, 32], "attention_levels": [1], "batch_size": 8, "max_steps": 30,
-                  "checkpoint_every": 15, "sample_steps": 3},
-    "fakes": {"sample_steps": 3, "regen_steps": 4, "per_split": {"train": 16, "val": 8, "test": 8}, "batch_size": 8},
-    "cache": {"dire_steps": 2, "batch_size": 16, "per_class": {"train": 16, "val": 8, "test": 8}},
-    "classifier": {"depth": 10, "epochs": 3, "batch_size": 8, "lr": 3e-3, "jpeg_prob": 0.5, "resize_prob": 0.3},
+    "crops": {"tile": TINY_SIZE, "draws": 2, "crops_per_draw": 2, "window": 96, "batch_size": 16,
+              "augment": {"denoise_strength": [3.0, 4.0]}, "dire_steps": 2, "dire_fraction": 0.5},
+    "classifier": {"depth": 10, "epochs": 2, "batch_size": 8, "lr": 3e-3, "kd_weight": 0.5},
+    "eval": {"max_tiles": 4, "conditions": {"clean": "both", "jpeg_q95": "both", "rescale_0.5x": "both",
+                                            "denoise": "reals"}, "target_fpr": 0.25},
     "threads": 1,  # one thread: no oversubscription when something else runs beside the tests
 }
 
 
+def _render(width: int, height: int, seed: int) -> Image.Image:
+    """A clean, smooth 'render' (no sensor noise): the tiny corpus's generated images."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    a, b = rng.uniform(5, 15, 2)
+    base = np.stack([np.sin(xx / a), np.cos(yy / b), np.sin((xx + yy) / (a + b))], -1) * 90 + 128
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def make_corpus(root) -> None:
+    """DIR/{reals,fakes}/<source>/*: two photo sources, two generators, PNG and JPEG in both classes."""
+    for source in ("camA", "camB"):
+        folder = root / "reals" / source
+        folder.mkdir(parents=True)
+        for i in range(4):
+            image = make_photo(96 + 8 * i, 80, seed=100 * len(source) + i + (10 if source == "camB" else 0))
+            image.save(folder / f"{i}.jpg", quality=90) if i % 2 else image.save(folder / f"{i}.png")
+    for generator in ("genA", "genB"):
+        folder = root / "fakes" / generator
+        folder.mkdir(parents=True)
+        for i in range(4):
+            image = _render(80 + 8 * i, 88, seed=i + (50 if generator == "genB" else 0))
+            image.save(folder / f"{i}.png") if i % 2 else image.save(folder / f"{i}.jpg", quality=95)
+
+
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
+def recipe(tmp_path_factory, tiny_weights):
     root = tmp_path_factory.mktemp("recipe")
-    photos = root / "photos"
-    photos.mkdir()
-    for i in range(5):
-        make_photo(96 + 8 * i, 80, seed=10 + i).save(photos / f"photo{i}.jpg", quality=95)
-    cfg = load_config(None, **{**TINY, "workdir": str(root / "work"), "data": {**TINY["data"], "photos": str(photos)}})
+    make_corpus(root / "corpus")
+    cfg = load_config(None, **{**TINY, "workdir": str(root / "work"),
+                               "corpus": {"manifests": [], "photo_dirs": [], "image_dirs": [str(root / "corpus")], "folds": 2},
+                               "diffusion": {"init": str(tiny_weights / "unet")}})
     weights = root / "weights"
     threads = torch.get_num_threads()
     try:
@@ -47,105 +69,144 @@ def recipe(tmp_path_factory):
     return cfg, weights, metrics
 
 
-def test_split_is_by_photo_and_deterministic(tmp_path):
-    photos = [tmp_path / f"p{i}.jpg" for i in range(10)]
-    a, b = split_photos(photos, 2, 3, seed=4), split_photos(photos, 2, 3, seed=4)
-    assert a == b and len(a["val"]) == 2 and len(a["test"]) == 3 and len(a["train"]) == 5
-    assert not set(a["train"]) & set(a["test"]) and not set(a["val"]) & set(a["test"])
-
-
-def test_data_and_fakes_on_disk(recipe):
+def test_folds_hold_out_whole_sources(recipe):
     cfg, _, _ = recipe
-    manifest = json.loads(open(f"{cfg.workdir}/data/manifest.json").read())
-    photos = {split: set(names) for split, names in manifest["splits"].items()}
-    assert not photos["train"] & photos["test"] and not photos["train"] & photos["val"]
-    test = list_samples(cfg.workdir + "/data", "test")
-    kinds = {s.kind for s in test}
-    assert kinds == {"real", "sample", "regen"}
-    assert sum(s.label for s in test) == 8 and all(s.path.suffix == ".png" for s in test)
+    records = build_records(cfg.corpus)
+    assert len(records) == 16 and sum(r.label for r in records) == 8
+    for group in {r.group for r in records}:
+        assert len({r.fold for r in records if r.group == group}) == 1  # a source never spans two folds
+    folds = summary(records)
+    assert {k: (f["fakes"], f["reals"]) for k, f in folds.items()} == {0: (4, 4), 1: (4, 4)}
+    assert build_records(cfg.corpus) == records  # deterministic
 
 
-def test_cache_matches_the_detector(recipe):
-    """Cached ε equals what the exported Detector computes from the same PNG (the shipped UNet, fp32)."""
+def test_large_photo_sources_are_chunked_and_folds_balanced():
+    from train.corpus import Record, _chunk_large_sources
+
+    records = [Record(f"/x/big/{i}.jpg", 0, "camera", "big", "big") for i in range(100)]
+    records += [Record(f"/x/g{k}/{i}.png", 1, f"g{k}", f"g{k}", f"g{k}") for k in range(5) for i in range(k + 1)]
+    _chunk_large_sources(records, 40)
+    assert sorted({r.group for r in records if r.label == 0}) == ["big/0", "big/1", "big/2"]
+    assign_folds(records, 3, seed=0)
+    photos_per_fold = [sum(1 for r in records if r.label == 0 and r.fold == k) for k in range(3)]
+    assert sorted(photos_per_fold) == [33, 33, 34]
+    fakes_per_fold = sorted(sum(1 for r in records if r.label == 1 and r.fold == k) for k in range(3))
+    assert fakes_per_fold == [5, 5, 5]
+
+
+def test_crops_are_native_tiles_with_the_detectors_eps(recipe):
     cfg, weights, _ = recipe
-    cache, meta = load_cache(cfg, "test")
-    assert cache["images"].dtype == torch.uint8 and cache["eps"].dtype == torch.float32
-    assert cache["dire"].shape == cache["images"].shape == (16, 3, 32, 32)
+    crops = load_crops(cfg)
+    assert crops["pixels"].dtype == torch.uint8 and crops["pixels"].shape[1:] == (3, TINY_SIZE, TINY_SIZE)
+    assert crops["eps"].dtype == torch.float16 and set(crops["label"].tolist()) == {0, 1}
+    meta = json.loads(cfg.work.crops_meta.read_text())
+    assert len(meta["ops"]) == len(crops["pixels"])
+    # the cached evaluation tiles are exactly what the exported Detector scores
+    records = build_records(cfg.corpus)
+    tiles = load_tiles(cfg, "clean")
+    index = 3
+    rows = (tiles["record"] == index).nonzero().squeeze(1)
+    expected, grid = image_to_tiles(Image.open(records[index].path).convert("RGB"), TINY_SIZE, 4)
+    assert torch.equal(((expected + 1) * 127.5).round().to(torch.uint8), tiles["pixels"][rows])
     detector = Detector.from_pretrained(str(weights))
-    result = detector.detect_one(meta[3]["path"])
-    np.testing.assert_allclose(result.eps, cache["eps"][3].permute(1, 2, 0).numpy(), atol=1e-4)
+    with torch.inference_mode():
+        eps = detector.eps(expected)
+    np.testing.assert_allclose(eps.numpy(), tiles["eps"][rows].float().numpy(), atol=2e-3)  # float16 storage
+    denoised = load_tiles(cfg, "denoise")
+    assert {records[r].label for r in denoised["record"].tolist()} == {0}  # photo-only condition
 
 
-def test_losses_fall_and_best_checkpoint_kept(recipe):
+def test_fold_models_score_only_their_held_out_records(recipe):
     cfg, _, _ = recipe
-    for role in ("teacher", "student", "image-only", "baseline"):
-        summary = json.loads(open(f"{cfg.workdir}/classifiers/{role}.json").read())
-        history = summary["history"]
-        assert len(history) == 3
-        assert summary["best_val_ap"] == max(h["val_ap"] for h in history)
-    baseline = json.loads(open(f"{cfg.workdir}/classifiers/baseline.json").read())["history"]
-    assert baseline[-1]["bce"] < baseline[0]["bce"]  # fakes of a 30-step UNet are easy to learn
-    student = json.loads(open(f"{cfg.workdir}/classifiers/student.json").read())["history"]
-    assert all(h["kd"] > 0 for h in student)  # distillation term active
-    diffusion = json.loads(open(f"{cfg.workdir}/diffusion/history.json").read())
-    assert diffusion[-1]["loss"] < diffusion[0]["loss"]
+    records = build_records(cfg.corpus)
+    for fold in (0, 1):
+        log = json.loads(cfg.work.classifier_log("student", fold).read_text())
+        held = {int(r) for r in log["held_out_tile_logits"]["clean"]}
+        assert held == {i for i, r in enumerate(records) if r.fold == fold}
+        assert len(log["history"]) == 2 and all(h["bce"] > 0 for h in log["history"])
+    for variant in ("teacher", "student", "image-only"):
+        assert cfg.work.classifier(variant, None).is_file()
+
+
+def test_distillation_terms_are_active(recipe):
+    """The student distils the fold's DIRE teacher (layer4 MSE), the image-only tier the fold's student."""
+    cfg, _, _ = recipe
+    dire = load_crops(cfg, with_dire=True)
+    share = dire["has_dire"].float().mean().item()
+    assert 0.3 < share < 0.7 and dire["dire"][dire["has_dire"]].float().mean() > 0  # DIRE of half the crops
+    assert (dire["dire"][~dire["has_dire"]] == 0).all()
+    teacher = json.loads(cfg.work.classifier_log("teacher", 0).read_text())
+    assert teacher["held_out_tile_logits"] == {}  # no DIRE for inference tiles: crop-level diagnostics only
+    student = json.loads(cfg.work.classifier_log("student", 0).read_text())
+    fast = json.loads(cfg.work.classifier_log("image-only", 0).read_text())
+    assert student["distilled_from"] == "teacher" and all(h["kd"] > 0 for h in student["history"])
+    assert fast["distilled_from"] == "student" and all(h["kd"] > 0 for h in fast["history"])
+
+
+def test_evaluation_report_has_every_section(recipe):
+    cfg, _, metrics = recipe
+    assert set(metrics["models"]) == {"student", "image-only", "baseline-3-features"}
+    for name, m in metrics["models"].items():
+        assert 0.0 <= m["clean"]["auc"] <= 1.0 and 0.0 <= m["threshold"] <= 1.0, name
+        assert set(m["families"]) == {"genA", "genB"} and set(m["photo_sources"]) == {"camA", "camB"}
+        assert set(m["conditions"]) == {"jpeg_q95", "rescale_0.5x", "denoise"}
+        assert "fpr" in m["conditions"]["denoise"] and "auc" not in m["conditions"]["denoise"]
+        assert set(m["format_trap"]) == {"real", "fake"} and m["calibration"]["temperature"] > 0
+        p_real = [p for r, p in m["scores"].items() if build_records(cfg.corpus)[int(r)].label == 0]
+        assert np.mean(np.array(p_real) >= m["threshold"]) <= cfg.eval.target_fpr + 1e-9
+    assert metrics["models"]["student"]["aggregate"] in cfg.eval.aggregations
+    assert (cfg.work.eval / "calibration.png").is_file() and (cfg.work.eval / "families.png").is_file()
 
 
 def test_export_round_trips_through_detector(recipe):
     cfg, weights, metrics = recipe
     card = json.loads((weights / "card.json").read_text())
-    assert set(card["variants"]) == {"distildire", "image-only"} and card["image_size"] == 32
-    assert card["metrics"]["models"]["distildire"]["clean"]["ap"] == metrics["models"]["distildire"]["clean"]["ap"]
-    assert set(card["reference_histograms"]) >= {"edges", "distildire", "image-only", "baseline", "dire-teacher"}
-    student = load_file(str(weights / "distildire.safetensors"))
-    assert student["student_backbone.conv1.weight"].dtype == torch.float16
+    assert set(card["variants"]) == {"distildire", "image-only"}
+    chosen = metrics["models"]["student"]
+    entry = card["variants"]["distildire"]
+    assert entry["preprocessing"] == {"mode": "tiles", "tile": TINY_SIZE, "max_tiles": 4, "aggregate": chosen["aggregate"]}
+    assert entry["calibration"] == chosen["calibration"] and entry["threshold"] == pytest.approx(chosen["threshold"])
+    assert card["data"]["images"] == {"generated": 8, "photos": 8} and "non-commercial" in card["license"]
     full = Detector.from_pretrained(str(weights))
     fast = Detector.from_pretrained(str(weights), variant="image-only")
-    assert full.uses_eps and not fast.uses_eps and full.image_size == 32
-    for name in ("distildire", "image-only", "baseline"):
-        entry = metrics["models"][name]
-        assert set(entry) >= {"clean", "jpeg75", "jpeg50", "resize0.5", "format_trap"}
-        assert 0.0 <= entry["clean"]["ap"] <= 1.0 and set(entry["clean"]["per_kind"]) == {"sample", "regen"}
+    assert full.uses_eps and not fast.uses_eps and full.tiling.max_tiles == 4
+    records = build_records(cfg.corpus)
+    result = full.detect_one(records[0].path)
+    assert result.ok and result.grid is not None and result.unet_calls == len(result.grid.boxes)
+    # the exported (float16) student reproduces the fold-free model's score up to rounding
+    from train.classifiers import load_classifier, raw_logits
+
+    model = load_classifier(cfg, "student", None)
+    tiles = load_tiles(cfg, "clean")
+    rows = (tiles["record"] == 0).nonzero().squeeze(1)
+    z = raw_logits(model, "image+eps", tiles, rows).mean()
+    expected = torch.sigmoid(full.calibrate(z)) if chosen["aggregate"] == "mean_logit" else None
+    if expected is not None:
+        assert result.p_fake == pytest.approx(float(expected), abs=0.02)
 
 
-def test_augmentation_changes_pixels_and_flags_them():
-    gen = torch.Generator().manual_seed(0)
-    pixels = torch.from_numpy(np.stack([np.asarray(make_photo(32, 32, seed=s)) for s in range(16)])).permute(0, 3, 1, 2)
-    config = ClassifierConfig(jpeg_prob=1.0, resize_prob=0.0, flip=False, jpeg_quality=[30, 30])
-    out, flipped, altered = augment(pixels, config, gen)
-    assert altered.all() and not flipped.any()
-    assert (out.float() - pixels.float()).abs().mean() > 1.0
-    untouched, _, altered = augment(pixels, ClassifierConfig(jpeg_prob=0.0, resize_prob=0.0, flip=False), gen)
-    assert not altered.any() and torch.equal(untouched, pixels)
+def test_diffusion_stage_trains_on_photos_only(tmp_path, tiny_weights):
+    from train.diffusion import photo_patches, train_diffusion
 
-
-def test_recipe_runs_data_parallel_under_accelerate(tmp_path):
-    """Two CPU processes (gloo) through `accelerate launch`, no code changes: the multi-GPU path."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(5):
-        make_photo(96 + 8 * i, 80, seed=10 + i).save(photos / f"photo{i}.jpg", quality=95)
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({**TINY, "workdir": str(tmp_path / "work"), "data": {**TINY["data"], "photos": str(photos)}}))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "train.recipe", "--config", str(config),
-               "--out", str(tmp_path / "weights")]
-    run = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "recipe done" in run.stdout
-    cache = load_file(str(tmp_path / "work" / "cache" / "train.safetensors"))
-    assert len(cache["labels"]) == 32  # both processes' shares merged
-    assert len(list((tmp_path / "work" / "data" / "train" / "fakes").glob("*.png"))) == 16
-    Detector.from_pretrained(str(tmp_path / "weights")).detect_one(make_photo())
+    make_corpus(tmp_path / "corpus")
+    cfg = load_config(None, workdir=str(tmp_path / "work"), threads=1,
+                      corpus={"manifests": [], "photo_dirs": [], "image_dirs": [str(tmp_path / "corpus")], "folds": 2},
+                      crops={"tile": TINY_SIZE},
+                      diffusion={"train": True, "init": str(tiny_weights / "unet"), "patches": 24, "batch_size": 4,
+                                 "max_steps": 6, "checkpoint_every": 3, "sample_steps": 2})
+    patches = photo_patches(cfg, exclude_fold=0)
+    assert patches.shape == (24, 3, TINY_SIZE, TINY_SIZE) and patches.dtype == torch.uint8
+    threads = torch.get_num_threads()
+    try:
+        unet_dir = train_diffusion(cfg, log=lambda m: None, exclude_fold=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert (unet_dir / "config.json").is_file() and (unet_dir / "scheduler_config.json").is_file()
+    history = json.loads((cfg.work.diffusion / "history.json").read_text())
+    assert history[-1]["step"] == 6
 
 
 def test_generate_writes_samples_and_regenerations(tiny_weights, tmp_path):
-    from PIL import Image
-
     from train.generate import main as generate
 
     source = tmp_path / "reals"

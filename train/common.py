@@ -61,6 +61,50 @@ def save_grid(x_uint8: torch.Tensor, path: Path, columns: int = 8) -> None:
     save_png(grid, path)
 
 
+def unet_source(cfg) -> Path:
+    """The ε-network's folder: the UNet trained by the diffusion stage, or ``diffusion.init``."""
+    from detector.registry import resolve_weights
+
+    if cfg.diffusion.train:
+        return cfg.work.trained_unet
+    if cfg.diffusion.init in ("bundled", "bundled-fast"):
+        return resolve_weights("bundled").unet
+    return Path(cfg.diffusion.init)
+
+
+def schedule_of(unet_folder: Path, default: dict | None = None):
+    """The noise schedule a UNet was trained with: its folder's ``scheduler_config.json``, else
+    ``default`` (a scheduler-config dict, e.g. ``diffusion.schedule``), else ADM's linear schedule."""
+    from detector.ddim import Schedule
+
+    config = Path(unet_folder) / "scheduler_config.json"
+    if config.is_file():
+        return Schedule.from_scheduler_config(json.loads(config.read_text()))
+    return Schedule.from_scheduler_config(default or {})
+
+
+def eps_extractor(cfg):
+    """``detector.EpsExtractor`` over the recipe's UNet (with its folder's noise schedule)."""
+    from detector.pipeline import EpsExtractor
+
+    folder = unet_source(cfg)
+    return EpsExtractor(shipped_unet(folder), schedule_of(folder, cfg.diffusion.schedule))
+
+
+def shipped_unet(folder: Path):
+    """The UNet as it ships: parameters rounded through float16 (the export format), kept in float32,
+    so cached ε equals what the exported weights compute. A no-op for weights already in float16."""
+    import torch
+
+    from detector.models import load_unet
+
+    unet = load_unet(folder).float().eval()
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.copy_(p.half().float())
+    return unet
+
+
 def write_json(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2))

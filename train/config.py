@@ -1,6 +1,7 @@
-"""The recipe's configuration: one JSON file holds every stage's settings (configs as data).
+"""The recipe's configuration: one JSON file holds every stage's settings (configs as data), and
+``WorkDir`` is the one place that knows where each stage writes inside the work directory.
 
-``load_config(path)`` reads it into nested dataclasses; unknown keys are an error, missing keys
+``load_config(path)`` reads the JSON into nested dataclasses; unknown keys are an error, missing keys
 take the defaults below (the defaults are the bundled recipe's values).
 """
 
@@ -14,27 +15,53 @@ from pathlib import Path
 
 
 @dataclass
-class DataConfig:
-    photos: str = "../shared/data/real_photos"  # "": data/ already holds {train,val,test}/{reals,fakes}
-    patch_size: int = 64
-    val_photos: int = 6
-    test_photos: int = 6
-    patches_per_photo: dict = field(default_factory=lambda: {"train": 192, "val": 48, "test": 48})
-    min_window: int = 64  # crop side in source pixels, before the resize to patch_size
+class CorpusConfig:
+    """Which labelled images, how they are grouped into sources, and the leave-source-out folds."""
+
+    manifests: list = field(default_factory=lambda: ["../shared/data/public_corpus/manifest.csv"])
+    photo_dirs: list = field(default_factory=lambda: ["../shared/data/real_photos"])  # each one source of reals
+    image_dirs: list = field(default_factory=list)  # user data: DIR/{reals,fakes}/<source>/*
+    families: dict = field(default_factory=dict)  # generator → family; unlisted generators are their own family
+    trim_bottom: dict = field(default_factory=lambda: {"dalle-2": 16})  # generator → rows cut (DALL·E 2 colour bar)
+    max_source_size: int = 40  # larger photo sources are split into chunks (by file-name hash) for the folds
+    folds: int = 4
+    seed: int = 0
+
+
+@dataclass
+class CropsConfig:
+    """Training crops: random native-resolution tiles after a random processing history (``AugmentChain``)."""
+
+    tile: int = 64
+    draws: int = 6  # augmentation draws per image (scaled per group, see group_balance)
+    crops_per_draw: int = 4
+    window: int = 384  # each draw works on a random window of at most this side (speed; never a downscale)
+    group_balance: float = 0.5  # draws ∝ (median group size / group size) ** this, clipped to [1/2, 3]×
+    augment: dict = field(default_factory=dict)  # detector.perturb.AugmentChain fields
+    batch_size: int = 64
+    dire_steps: int = 10  # DDIM steps each way for the teacher's DIRE maps (built only when kd_weight > 0)
+    dire_fraction: float = 0.3  # share of the training crops that get a DIRE map (2 × dire_steps calls each)
     seed: int = 0
 
 
 @dataclass
 class DiffusionConfig:
-    train: bool = True  # False: use the UNet already at workdir/diffusion/unet (e.g. a converted ADM)
+    """The ε-network. ``train: false`` uses ``init`` as it is (default: the bundled UNet)."""
+
+    train: bool = False
+    init: str = "bundled"  # "bundled", a diffusers UNet folder, or "" to start from scratch
+    schedule: dict = field(default_factory=dict)  # scheduler-config keys for a UNet from scratch (default: ADM linear)
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64, 128])
     attention_levels: list = field(default_factory=lambda: [3])
     layers_per_block: int = 1
+    patches: int = 20000  # native-scale crops of the training photos (rescale 0.5–1 only)
     batch_size: int = 32
     lr: float = 2e-4
     ema_decay: float = 0.999
+    small_t_fraction: float = 0.5  # share of steps with t < small_t_max: ε at t = 0 is what the detector reads
+    small_t_max: int = 50
     max_steps: int = 100_000
-    max_minutes: float = 90.0
+    max_minutes: float = 60.0
     checkpoint_every: int = 500
     bf16: bool = True
     sample_steps: int = 25
@@ -42,58 +69,108 @@ class DiffusionConfig:
 
 
 @dataclass
-class FakesConfig:
-    sample_steps: int = 25  # DDIM steps for unconditional samples
-    regen_strength: list = field(default_factory=lambda: [0.2, 0.5])  # SDEdit noise level, fraction of T
-    regen_steps: int = 20
-    per_split: dict = field(default_factory=lambda: {"train": 768, "val": 192, "test": 288})  # None: as many as reals
-    regen_fraction: float = 0.5
-    batch_size: int = 64
-    bf16: bool = True  # generation precision (the fakes are just images; the detector's ε is always fp32)
-    seed: int = 1
-
-
-@dataclass
-class CacheConfig:
-    dire_steps: int = 20
-    dire_bf16: bool = True  # DIRE maps (teacher input only) under bf16 autocast; ε is always fp32
-    unet_fp16: bool = True  # use (and export) the UNet rounded to float16, the bundled format
-    batch_size: int = 64
-    per_class: dict = field(default_factory=lambda: {"train": 768, "val": 192, "test": 288})  # None: all
-    seed: int = 0
-
-
-@dataclass
 class ClassifierConfig:
-    depth: int = 10
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    kd_weight: float = 1.0  # λ for MSE(student layer4, teacher layer4)
-    logit_kd_weight: float = 1.0  # image-only student: BCE towards the DistilDIRE student's probabilities
-    jpeg_prob: float = 0.5
-    jpeg_quality: list = field(default_factory=lambda: [60, 100])
-    resize_prob: float = 0.2  # random down-and-up resize, both classes alike
-    cutmix_prob: float = 0.0
-    flip: bool = True
+    depth: int = 10  # ResNet-10: two of them and the UNet fit the 30 MB weights budget in float16
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    kd_weight: float = 0.0  # λ for MSE(student layer4, DIRE-teacher layer4); 0: BCE only
+    logit_kd_weight: float = 1.0  # image-only tier: BCE towards the DistilDIRE student's probabilities
+    label_smoothing: float = 0.05
     bf16: bool = True
     seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Image-level evaluation through the inference tiling, and how the threshold is chosen."""
+
+    max_tiles: int = 16
+    aggregations: list = field(default_factory=lambda: ["mean_logit", "median_logit", "mean_prob", "top50_mean", "top25_mean", "max_logit"])
+    conditions: dict = field(default_factory=lambda: {  # condition → which classes it is applied to
+        "clean": "both", "jpeg_q95": "both", "jpeg_q75": "both", "jpeg_q50": "both", "rescale_0.5x": "both",
+        "blur_1.0": "reals", "median_3": "reals", "denoise": "reals"})
+    target_fpr: float = 0.05  # on out-of-fold photos; the card's threshold
+    batch_size: int = 64
 
 
 @dataclass
 class RecipeConfig:
     name: str = "bundled"
     workdir: str = "runs/bundled"
-    data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    crops: CropsConfig = field(default_factory=CropsConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    fakes: FakesConfig = field(default_factory=FakesConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     threads: int = 0  # 0: torch's default
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def work(self) -> WorkDir:
+        return WorkDir(Path(self.workdir))
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    """Every path a stage reads or writes, relative to the work directory."""
+
+    root: Path
+
+    @property
+    def records(self) -> Path:  # the corpus table with sources, families and folds
+        return self.root / "corpus" / "records.json"
+
+    @property
+    def diffusion(self) -> Path:
+        return self.root / "diffusion"
+
+    @property
+    def diffusion_checkpoint(self) -> Path:
+        return self.diffusion / "checkpoint.pt"
+
+    @property
+    def trained_unet(self) -> Path:
+        return self.diffusion / "unet"
+
+    @property
+    def crops(self) -> Path:  # training crops, their ε and metadata
+        return self.root / "crops" / "train.safetensors"
+
+    @property
+    def crops_meta(self) -> Path:
+        return self.root / "crops" / "train.json"
+
+    @property
+    def crops_dire(self) -> Path:  # DIRE maps of a share of the training crops (the teacher's input)
+        return self.root / "crops" / "dire.safetensors"
+
+    def tiles(self, condition: str) -> Path:  # inference tiles of every image under one condition
+        return self.root / "tiles" / f"{condition}.safetensors"
+
+    def tiles_meta(self, condition: str) -> Path:
+        return self.root / "tiles" / f"{condition}.json"
+
+    def classifier(self, name: str, fold: int | None) -> Path:
+        return self.root / "classifiers" / f"{name}-{'all' if fold is None else f'fold{fold}'}.safetensors"
+
+    def classifier_log(self, name: str, fold: int | None) -> Path:
+        return self.classifier(name, fold).with_suffix(".json")
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def metrics(self) -> Path:
+        return self.eval / "metrics.json"
+
+    @property
+    def timings(self) -> Path:
+        return self.root / "timings.json"
 
 
 def _build(cls, values: dict):

@@ -1,186 +1,355 @@
-"""Stage 8 — evaluate on the test split (photos never seen in training), through the ``Detector`` and
-the exported weights, i.e. exactly what users run:
+"""Stage 5 — out-of-fold evaluation, and the choices made on it (aggregation rule, calibration, threshold).
 
-* ACC, AP, ROC-AUC, FPR and TPR at the threshold, expected calibration error, per fake kind
-  (unconditional samples vs SDEdit regenerations);
-* robustness: JPEG q75, JPEG q50 and 0.5× downscale applied to both classes (ε recomputed from the
-  degraded pixels, as at inference);
-* the format trap: the same real test patches as PNG and as JPEG q95 — mean p_fake shift;
-* models: DIRE teacher (clean only: its DIRE maps come from the cache), DistilDIRE student,
-  image-only student, and the image-only baseline trained without distillation.
+Every image is scored by the fold model that never saw its generator family or photo source, through
+the inference tiles (``train.crops``), so the figures measure transfer to unseen sources:
 
-Writes ``workdir/eval/metrics.json`` plus ROC and score-histogram plots.
+* per held-out family: AUC, AP and TPR at the threshold; per photo source: FPR;
+* overall (pooled out-of-fold, and the spread over folds): AUC, AP, TPR, FPR, accuracy, ECE;
+* conditions: JPEG q75/q50 and 0.5× rescale on both classes (AUC and its drop); photos after blur,
+  median, non-local-means denoising and 0.5× downscale (FPR at the threshold); the format trap —
+  losslessly stored images re-encoded as JPEG q95 — as the mean |Δp| per class;
+* beside every figure, the low-level baseline: a logistic regression on three image statistics
+  (sharpness = variance of the Laplacian, mean |ε|, mean saturation), trained out-of-fold the same way.
+
+Choices, all on out-of-fold CLEAN scores: the aggregation rule (best AUC), a temperature and bias
+(p = σ(z / T + b), fitted by logistic regression on the image logits) and the threshold that gives
+``eval.target_fpr`` on photos. Writes ``eval/metrics.json``, ``eval/calibration.png`` and
+``eval/families.png``.
 
     python -m train.evaluate --config train/configs/bundled.json
 """
 
 from __future__ import annotations
 
-import io
+import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    roc_auc_score,
-    roc_curve,
-)
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-from detector import Detector
+from detector.tiling import aggregate
 
-from .cache import load_cache
-from .classifiers import Batcher, load_classifier, predict
-from .common import set_threads, write_json
+from .common import write_json
 from .config import RecipeConfig, config_parser, load_config
+from .corpus import Record, corpus_records
+from .crops import load_tiles
 
-CONDITIONS = ("clean", "jpeg75", "jpeg50", "resize0.5")
+BASELINE = "baseline-3-features"
+LOSSLESS_FORMATS = {"PNG", "WEBP", "BMP", "TIFF"}
 
 
-def degrade(path: Path, condition: str) -> Image.Image | bytes:
-    """The test image as a user would upload it after the given degradation."""
-    if condition == "clean":
-        return path.read_bytes()
-    image = Image.open(path).convert("RGB")
-    if condition.startswith("jpeg"):
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=int(condition[4:]))
-        return buffer.getvalue()
-    if condition == "resize0.5":
-        return image.resize((image.width // 2, image.height // 2), Image.BILINEAR, reducing_gap=None)
-    raise ValueError(condition)
+# ------------------------------------------------------------------------------------ scoring
+def oof_tile_logits(cfg: RecipeConfig, variant: str) -> dict[str, dict[int, list[float]]]:
+    """condition → record → raw tile logits, gathered from the fold models' logs (each record once)."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for fold in range(cfg.corpus.folds):
+        path = cfg.work.classifier_log(variant, fold)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: train {variant} on fold {fold} first")
+        for condition, per_record in json.loads(path.read_text())["held_out_tile_logits"].items():
+            out.setdefault(condition, {}).update({int(r): z for r, z in per_record.items()})
+    return out
+
+
+def image_logits(tile_logits: dict[int, list[float]], rule: str) -> dict[int, float]:
+    return {r: aggregate(z, rule) for r, z in tile_logits.items()}
+
+
+def baseline_features(tiles: dict[str, torch.Tensor]) -> dict[int, np.ndarray]:
+    """Per record: [sharpness, mean |ε|, saturation] over its inference tiles."""
+    pixels = tiles["pixels"].float() / 255.0
+    gray = (0.299 * pixels[:, 0] + 0.587 * pixels[:, 1] + 0.114 * pixels[:, 2])[:, None]
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
+    lap = torch.nn.functional.conv2d(gray, kernel).flatten(1)
+    high, low = pixels.max(1).values, pixels.min(1).values
+    saturation = ((high - low) / high.clamp_min(1e-6)).flatten(1).mean(1)
+    per_tile = torch.stack([lap.var(1), tiles["eps"].float().abs().flatten(1).mean(1), saturation], 1)
+    out = {}
+    owners = tiles["record"]
+    for record in owners.unique().tolist():
+        f = per_tile[owners == record].mean(0).numpy().astype(np.float64)
+        out[record] = np.array([np.log(f[0] + 1e-8), f[1], f[2]])
+    return out
+
+
+def baseline_logits(cfg: RecipeConfig, records: list[Record]) -> dict[str, dict[int, float]]:
+    """The three-feature logistic regression, out-of-fold: fitted on the other folds' clean images."""
+    features = {c: baseline_features(load_tiles(cfg, c)) for c in cfg.eval.conditions if cfg.work.tiles(c).is_file()}
+    clean = features["clean"]
+    out: dict[str, dict[int, float]] = {c: {} for c in features}
+    for fold in range(cfg.corpus.folds):
+        train = [r for r in clean if records[r].fold != fold]
+        model = LogisticRegression(max_iter=1000).fit(np.stack([clean[r] for r in train]), [records[r].label for r in train])
+        for condition, feats in features.items():
+            held = [r for r in feats if records[r].fold == fold]
+            if held:
+                z = model.decision_function(np.stack([feats[r] for r in held]))
+                out[condition].update(dict(zip(held, z.tolist())))
+    return out
+
+
+# ------------------------------------------------------------------------------------ metrics
+def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Temperature and bias for p = σ(z / T + b), by (nearly unregularised) logistic regression."""
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(logits[:, None], labels)
+    slope = float(model.coef_[0, 0])
+    if slope <= 0:
+        return {"temperature": 1.0, "bias": 0.0}
+    return {"temperature": 1.0 / slope, "bias": float(model.intercept_[0])}
+
+
+def calibrated(logits: np.ndarray, calibration: dict) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(logits / calibration["temperature"] + calibration["bias"])))
+
+
+def threshold_for_fpr(p_real: np.ndarray, target_fpr: float) -> float:
+    """The smallest threshold whose false-positive rate on these photos is at most ``target_fpr``."""
+    ordered = np.sort(p_real)[::-1]
+    allowed = int(np.floor(target_fpr * len(ordered)))
+    if allowed >= len(ordered):
+        return 0.0
+    return float(np.nextafter(ordered[allowed], 1.0))
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            ece += members.mean() * abs(p[members].mean() - y[members].mean())
-    return float(ece)
+    return float(sum((which == b).mean() * abs(p[which == b].mean() - y[which == b].mean()) for b in range(bins) if (which == b).any()))
 
 
-def score_metrics(y: np.ndarray, p: np.ndarray, kinds: list[str], threshold: float) -> dict:
-    pred = (p >= threshold).astype(int)
-    reals = y == 0
-    out = {
-        "acc": float(accuracy_score(y, pred)),
-        "ap": float(average_precision_score(y, p)),
-        "auc": float(roc_auc_score(y, p)),
-        "fpr": float(pred[reals].mean()),
-        "tpr": float(pred[~reals].mean()),
-        "ece": expected_calibration_error(y, p),
-        "mean_p_real": float(p[reals].mean()),
-        "per_kind": {},
-    }
-    for kind in sorted({k for k, label in zip(kinds, y) if label == 1}):
-        members = reals | np.array([k == kind for k in kinds])
-        out["per_kind"][kind] = {
-            "ap": float(average_precision_score(y[members], p[members])),
-            "tpr": float(pred[np.array([k == kind for k in kinds])].mean()),
-        }
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    pred = p >= threshold
+    out = {"n_fake": int(y.sum()), "n_real": int((1 - y).sum())}
+    if len(set(y.tolist())) == 2:
+        out["auc"] = float(roc_auc_score(y, p))
+        out["ap"] = float(average_precision_score(y, p))
+    if y.any():
+        out["tpr"] = float(pred[y == 1].mean())
+    if (y == 0).any():
+        out["fpr"] = float(pred[y == 0].mean())
+    out["acc"] = float((pred == (y == 1)).mean())
     return out
 
 
-def detector_scores(detector: Detector, paths: list[Path], condition: str, batch: int = 64) -> np.ndarray:
-    scores = []
-    for start in range(0, len(paths), batch):
-        results = detector.detect([degrade(p, condition) for p in paths[start : start + batch]])
-        bad = [r.error for r in results if not r.ok]
-        if bad:
-            raise RuntimeError(f"evaluation input failed: {bad[0]}")
-        scores.extend(r.p_fake for r in results)
-    return np.array(scores)
-
-
-def evaluate(cfg: RecipeConfig, weights_dir: str | Path, baseline_file: str | Path | None = None, log=print) -> dict:
-    set_threads(cfg.threads)
-    cache, meta = load_cache(cfg, "test")
-    paths = [Path(m["path"]) for m in meta]
-    y = np.array([m["label"] for m in meta])
-    kinds = [m["kind"] for m in meta]
-    size = cfg.data.patch_size
-    models = {
-        "distildire": Detector.from_pretrained(str(weights_dir)),
-        "image-only": Detector.from_pretrained(str(weights_dir), variant="image-only"),
-    }
-    if baseline_file:
-        models["baseline"] = Detector.from_files(baseline_file, image_size=size, name="baseline")
-    threshold = models["distildire"].threshold
-    report: dict = {"n_test": {"real": int((y == 0).sum()), "fake": int((y == 1).sum())}, "threshold": threshold,
-                    "models": {}, "scores": {}}
-    teacher_probs = predict(load_classifier(cfg, "teacher"), Batcher(cfg, "teacher", cache, None, None), len(y))
-    report["models"]["dire-teacher"] = {"clean": score_metrics(y, teacher_probs, kinds, threshold),
-                                        "unet_calls": 2 * cfg.cache.dire_steps}
-    report["scores"]["dire-teacher"] = teacher_probs.round(5).tolist()
-    for name, detector in models.items():
-        entry = {"unet_calls": detector.unet_calls_per_image}
-        for condition in CONDITIONS:
-            p = detector_scores(detector, paths, condition)
-            entry[condition] = score_metrics(y, p, kinds, threshold)
-            if condition == "clean":
-                report["scores"][name] = p.round(5).tolist()
-            log(f"{name:<11} {condition:<9} AP {entry[condition]['ap']:.4f} ACC {entry[condition]['acc']:.4f} "
-                f"FPR {entry[condition]['fpr']:.3f}")
-        real_paths = [p for p, label in zip(paths, y) if label == 0]
-        as_png = detector_scores(detector, real_paths, "clean")
-        as_jpeg95 = np.array([r.p_fake for r in detector.detect([_jpeg_bytes(p, 95) for p in real_paths])])
-        entry["format_trap"] = {"mean_p_png": float(as_png.mean()), "mean_p_jpeg95": float(as_jpeg95.mean()),
-                                "shift": float(as_jpeg95.mean() - as_png.mean())}
-        report["models"][name] = entry
-    report["labels"] = y.tolist()
-    report["kinds"] = kinds
-    out = Path(cfg.workdir) / "eval"
-    write_json(out / "metrics.json", report)
-    plot_report(report, out)
+def model_report(records: list[Record], logits: dict[str, dict[int, float]], calibration: dict, threshold: float,
+                 folds: int) -> dict:
+    """Every figure of one model from its out-of-fold image logits per condition."""
+    clean = logits["clean"]
+    ids = sorted(clean)
+    y = np.array([records[r].label for r in ids])
+    p = calibrated(np.array([clean[r] for r in ids]), calibration)
+    p_of = dict(zip(ids, p))
+    report = {"clean": {**binary_metrics(y, p, threshold), "ece": expected_calibration_error(y, p)}}
+    per_fold = [binary_metrics(y[mask], p[mask], threshold) for mask in
+                (np.array([records[r].fold == k for r in ids]) for k in range(folds))]
+    report["clean"]["auc_per_fold"] = [round(m.get("auc", float("nan")), 4) for m in per_fold]
+    reals = [r for r in ids if records[r].label == 0]
+    p_reals = np.array([p_of[r] for r in reals])
+    report["families"] = {}
+    for family in sorted({records[r].group for r in ids if records[r].label == 1}):
+        members = [r for r in ids if records[r].label == 1 and records[r].group == family]
+        yf = np.r_[np.ones(len(members)), np.zeros(len(reals))]
+        pf = np.r_[[p_of[r] for r in members], p_reals]
+        m = binary_metrics(yf, pf, threshold)
+        report["families"][family] = {"n": len(members), "fold": records[members[0]].fold, "auc": m.get("auc"),
+                                      "ap": m.get("ap"), "tpr": m.get("tpr")}
+    report["photo_sources"] = {}
+    for source in sorted({records[r].source for r in reals}):
+        members = [r for r in reals if records[r].source == source]
+        report["photo_sources"][source] = {"n": len(members), "fpr": float(np.mean([p_of[r] >= threshold for r in members]))}
+    report["conditions"] = {}
+    for condition, values in logits.items():
+        if condition == "clean":
+            continue
+        cids = sorted(values)
+        yc = np.array([records[r].label for r in cids])
+        pc = calibrated(np.array([values[r] for r in cids]), calibration)
+        entry = binary_metrics(yc, pc, threshold)
+        if "auc" in entry:
+            same = binary_metrics(yc, np.array([p_of[r] for r in cids]), threshold)
+            entry["auc_drop"] = same["auc"] - entry["auc"]
+        delta = pc - np.array([p_of[r] for r in cids])
+        entry["mean_delta_p"] = {name: float(delta[yc == label].mean()) for name, label in (("real", 0), ("fake", 1)) if (yc == label).any()}
+        report["conditions"][condition] = entry
     return report
 
 
-def _jpeg_bytes(path: Path, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+def format_trap(records: list[Record], logits: dict[str, dict[int, float]], calibration: dict) -> dict:
+    """Losslessly stored images re-encoded as JPEG q95: mean |Δp| and mean Δp per class."""
+    if "jpeg_q95" not in logits:
+        return {}
+    out = {}
+    for name, label in (("real", 0), ("fake", 1)):
+        ids = [r for r in logits["jpeg_q95"] if records[r].label == label and _lossless(records[r])]
+        if not ids:
+            continue
+        before = calibrated(np.array([logits["clean"][r] for r in ids]), calibration)
+        after = calibrated(np.array([logits["jpeg_q95"][r] for r in ids]), calibration)
+        out[name] = {"n": len(ids), "mean_abs_delta_p": float(np.abs(after - before).mean()),
+                     "mean_delta_p": float((after - before).mean())}
+    return out
 
 
-def plot_report(report: dict, out: Path) -> None:
-    """ROC curves of every model, and score histograms (reals / samples / regenerations) per model."""
+def _lossless(record: Record) -> bool:
+    return Path(record.path).suffix.lower() in (".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def choose_rule(records: list[Record], tile_logits: dict[int, list[float]], rules: list[str]) -> tuple[str, dict]:
+    """The aggregation with the best pooled out-of-fold AUC on clean images."""
+    ids = sorted(tile_logits)
+    y = np.array([records[r].label for r in ids])
+    aucs = {rule: float(roc_auc_score(y, [aggregate(tile_logits[r], rule) for r in ids])) for rule in rules}
+    return max(aucs, key=aucs.get), aucs
+
+
+def evaluate_variant(cfg: RecipeConfig, records: list[Record], variant: str) -> dict:
+    tiles = oof_tile_logits(cfg, variant)
+    rule, rule_aucs = choose_rule(records, tiles["clean"], cfg.eval.aggregations)
+    logits = {c: image_logits(v, rule) for c, v in tiles.items()}
+    return finish_report(cfg, records, logits, {"aggregate": rule, "aggregation_auc": rule_aucs})
+
+
+def finish_report(cfg: RecipeConfig, records: list[Record], logits: dict[str, dict[int, float]], extra: dict) -> dict:
+    """Calibration and threshold from the clean out-of-fold logits, then every figure."""
+    ids = sorted(logits["clean"])
+    y = np.array([records[r].label for r in ids])
+    z = np.array([logits["clean"][r] for r in ids])
+    calibration = fit_calibration(z, y)
+    p = calibrated(z, calibration)
+    threshold = threshold_for_fpr(p[y == 0], cfg.eval.target_fpr)
+    report = {**extra, "calibration": calibration, "threshold": threshold, "target_fpr": cfg.eval.target_fpr,
+              **model_report(records, logits, calibration, threshold, cfg.corpus.folds),
+              "format_trap": format_trap(records, logits, calibration)}
+    report["scores"] = {str(r): float(pr) for r, pr in zip(ids, p)}
+    return report
+
+
+@torch.inference_mode()
+def own_generator_report(cfg: RecipeConfig, records: list[Record], reports: dict, per_fold: int = 24) -> dict:
+    """The earlier test split, kept as a check: fakes from the ε-network itself — unconditional DDIM
+    samples and SDEdit regenerations of native crops of held-out photos — against those photo crops,
+    each scored by the fold model that never saw the photos (one tile per image)."""
+    import random
+
+    from .classifiers import VARIANTS, load_classifier, raw_logits
+    from .common import eps_extractor, seed_everything
+    from .crops import record_image
+    from .sampling import generate_samples, regenerate
+
+    extractor = eps_extractor(cfg)
+    size = cfg.crops.tile
+    generator = seed_everything(cfg.crops.seed + 7)
+    rng = random.Random(cfg.crops.seed + 7)
+    pixels, kinds, folds = [], [], []
+    for fold in range(cfg.corpus.folds):
+        photos = [r for r in records if r.label == 0 and r.fold == fold]
+        crops = []
+        for record in rng.sample(photos, min(per_fold, len(photos))):
+            image = record_image(record)
+            left, top = rng.randint(0, image.width - size), rng.randint(0, image.height - size)
+            crops.append(torch.from_numpy(np.asarray(image.crop((left, top, left + size, top + size))).transpose(2, 0, 1).copy()))
+        reals = torch.stack(crops)
+        fakes = regenerate(extractor.unet, extractor.ddim.schedule, reals, generator, bf16=True)
+        samples = next(generate_samples(extractor.unet, extractor.ddim.schedule, len(reals), size, 25, generator,
+                                        len(reals), bf16=True))
+        for batch, kind in ((reals, "real"), (fakes, "regen"), (samples, "sample")):
+            pixels.append(batch)
+            kinds += [kind] * len(batch)
+            folds += [fold] * len(batch)
+    pixels_t = torch.cat(pixels)
+    tensors = {"pixels": pixels_t, "eps": extractor(pixels_t.float() / 127.5 - 1.0).half()}
+    kinds_a, folds_a = np.array(kinds), np.array(folds)
+    y = (kinds_a != "real").astype(int)
+    out = {"n": {k: int((kinds_a == k).sum()) for k in ("real", "regen", "sample")}}
+    for variant, report in reports.items():
+        z = np.zeros(len(kinds))
+        for fold in range(cfg.corpus.folds):
+            rows = torch.from_numpy(np.nonzero(folds_a == fold)[0])
+            model = load_classifier(cfg, variant, fold)
+            z[rows.numpy()] = raw_logits(model, VARIANTS[variant].inputs, tensors, rows).numpy()
+        p = calibrated(z, report["calibration"])
+        entry = binary_metrics(y, p, report["threshold"])
+        for kind in ("regen", "sample"):
+            keep = kinds_a != ("sample" if kind == "regen" else "regen")
+            entry[kind] = binary_metrics(y[keep], p[keep], report["threshold"])
+        out[variant] = entry
+    return out
+
+
+def evaluate(cfg: RecipeConfig, variants: list[str] | None = None, log=print) -> dict:
+    records = corpus_records(cfg)
+    variants = variants or [v for v in ("student", "image-only") if cfg.work.classifier_log(v, 0).is_file()]
+    report = {"folds": cfg.corpus.folds, "models": {}}
+    for variant in variants:
+        report["models"][variant] = evaluate_variant(cfg, records, variant)
+    if variants:
+        report["own_generator"] = own_generator_report(cfg, records, {v: report["models"][v] for v in variants})
+        log("own generator (out-of-fold): " + "; ".join(
+            f"{v}: AUC {m.get('auc', float('nan')):.3f}, TPR regen {m['regen'].get('tpr', float('nan')):.2f}, "
+            f"TPR sample {m['sample'].get('tpr', float('nan')):.2f}" for v, m in report["own_generator"].items() if v != "n"))
+    report["models"][BASELINE] = finish_report(cfg, records, baseline_logits(cfg, records), {})
+    for name, m in report["models"].items():
+        log(summary_line(name, m))
+    write_json(cfg.work.metrics, report)
+    plot_report(report, records, cfg.work.eval)
+    return report
+
+
+def summary_line(name: str, m: dict) -> str:
+    c = m["clean"]
+    cond = m["conditions"]
+    smooth = " / ".join(f"{cond[k]['fpr']:.2f}" for k in ("blur_1.0", "median_3", "denoise", "rescale_0.5x") if k in cond)
+    trap = " / ".join(f"{v['mean_abs_delta_p']:.3f}" for v in m.get("format_trap", {}).values())
+    return (f"{name:<22} AUC {c.get('auc', float('nan')):.4f} (folds {c['auc_per_fold']}) AP {c.get('ap', float('nan')):.4f} "
+            f"TPR {c['tpr']:.3f} FPR {c['fpr']:.3f} ECE {c['ece']:.3f} | jpeg75 drop "
+            f"{cond.get('jpeg_q75', {}).get('auc_drop', float('nan')):+.3f} | smoothed-photo FPR {smooth} | trap |Δp| {trap}")
+
+
+def plot_report(report: dict, records: list[Record], out: Path) -> None:
+    """A reliability diagram and a per-family bar chart (AUC and TPR at the threshold)."""
     from matplotlib.figure import Figure
 
-    y = np.array(report["labels"])
-    kinds = np.array(report["kinds"])
-    fig = Figure(figsize=(5, 5), layout="constrained")
+    out.mkdir(parents=True, exist_ok=True)
+    models = report["models"]
+    fig = Figure(figsize=(5.2, 5), layout="constrained")
     ax = fig.subplots()
-    for name, scores in report["scores"].items():
-        fpr, tpr, _ = roc_curve(y, scores)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, scores):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the test split (clean)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.savefig(out / "roc.png", dpi=120)
+    edges = np.linspace(0, 1, 11)
+    for name, m in models.items():
+        ids = [int(r) for r in m["scores"]]
+        y = np.array([records[r].label for r in ids])
+        p = np.array(list(m["scores"].values()))
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, 9)
+        xs = [p[which == b].mean() for b in range(10) if (which == b).sum() >= 5]
+        ys = [y[which == b].mean() for b in range(10) if (which == b).sum() >= 5]
+        ax.plot(xs, ys, marker="o", label=f"{name} (ECE {m['clean']['ece']:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
+    ax.set(xlabel="predicted p(fake)", ylabel="observed fraction generated", title="Calibration (out-of-fold, clean)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.savefig(out / "calibration.png", dpi=120)
 
-    names = list(report["scores"])
-    fig = Figure(figsize=(4 * len(names), 3), layout="constrained")
-    for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names):
-        scores = np.array(report["scores"][name])
-        for label, mask in (("real", y == 0), ("sample", kinds == "sample"), ("regen", kinds == "regen")):
-            ax.hist(scores[mask], bins=np.linspace(0, 1, 26), alpha=0.55, label=label)
-        ax.axvline(report["threshold"], color="black", lw=1)
-        ax.set(title=name, xlabel="p_fake")
-        ax.legend(fontsize=8)
-    fig.savefig(out / "histograms.png", dpi=120)
+    families = sorted(next(iter(models.values()))["families"], key=lambda f: -next(iter(models.values()))["families"][f]["n"])
+    fig = Figure(figsize=(max(8, 0.55 * len(families) + 2), 7), layout="constrained")
+    axes = fig.subplots(2, 1, sharex=True)
+    width = 0.8 / len(models)
+    x = np.arange(len(families))
+    for i, (name, m) in enumerate(models.items()):
+        for ax, key in zip(axes, ("auc", "tpr")):
+            ax.bar(x + i * width - 0.4 + width / 2, [m["families"][f][key] or 0 for f in families], width, label=name)
+    axes[0].set(ylabel="ROC-AUC vs all photos", ylim=(0, 1), title="Held-out generator families (out-of-fold)")
+    axes[1].set(ylabel="TPR at the threshold", ylim=(0, 1))
+    axes[0].axhline(0.5, color="grey", lw=0.6, ls="--")
+    axes[1].set_xticks(x, [f"{f} ({next(iter(models.values()))['families'][f]['n']})" for f in families], rotation=45, ha="right", fontsize=8)
+    axes[0].legend(fontsize=8, ncols=3)
+    fig.savefig(out / "families.png", dpi=110)
 
 
 def main() -> None:
     parser = config_parser(__doc__)
-    parser.add_argument("--weights", default="detector/weights")
-    parser.add_argument("--baseline", help="baseline classifier safetensors (default: from the workdir)")
+    parser.add_argument("--variants", nargs="*")
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    baseline = args.baseline or Path(cfg.workdir) / "classifiers" / "baseline.safetensors"
-    evaluate(cfg, args.weights, baseline if Path(baseline).is_file() else None, log=lambda m: print(m, flush=True))
+    evaluate(load_config(args.config), args.variants, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Stage 10 — examples/ for the README and the web demo: real images from the TEST photos only
-(whole photos downscaled as a user would upload them, and 64 px test patches) and generated ones from
-the test split (unconditional samples and regenerations of test patches), picked by a seeded shuffle
-(not by score), with a manifest of true labels and the bundled model's verdicts.
+"""Stage 7 — examples/ for the README and the web demo: real photos and generated images from sources
+whose licence allows redistribution (``REDISTRIBUTABLE``), drawn by a seeded shuffle — never picked by
+score. Walking the shuffled order, an image is kept when the shipped model classifies it as labelled;
+the images passed over are counted in the manifest, beside each kept file's shipped and out-of-fold
+scores (the latter from the fold model that never saw its generator family or photo source).
+Files are copied byte for byte.
 
     python -m train.examples --config train/configs/bundled.json --out examples/
 """
@@ -13,42 +15,85 @@ import random
 import shutil
 from pathlib import Path
 
-from PIL import Image
-
 from detector import Detector
 
 from .config import RecipeConfig, config_parser, load_config
-from .data import list_samples
+from .corpus import Record, corpus_records
+
+#: repository (public_corpus) or photo folder → licence under which its files may be redistributed
+REDISTRIBUTABLE = {
+    "comfyanonymous/ComfyUI_examples": "0BSD-style (ComfyUI_examples LICENSE); model licences apply to the models",
+    "leejet/stable-diffusion.cpp": "MIT (repository); model licences apply to the models",
+    "apple/ml-stable-diffusion": "MIT (repository); SD weights CreativeML OpenRAIL-M",
+    "Kwai-Kolors/Kolors": "Apache-2.0 (repository)",
+    "ai-forever/Kandinsky-3": "Apache-2.0",
+    "cloneofsimo/lora": "Apache-2.0",
+    "real_photos": "as listed per file (GPL-2+, CC0, BSD-3-Clause, CC-BY-2.0, PSF-style)",
+}
+NOT_REDISTRIBUTABLE_GENERATORS = {"midjourney-v6"}  # the one Midjourney image in Kolors' README: Midjourney ToS
 
 
-def make_examples(cfg: RecipeConfig, out: str | Path, weights: str | Path = "detector/weights", per_kind: int = 4,
-                  seed: int = 0) -> list[dict]:
+def redistributable(record: Record) -> bool:
+    key = record.repo if record.repo else Path(record.path).parent.name
+    return key in REDISTRIBUTABLE and record.generator not in NOT_REDISTRIBUTABLE_GENERATORS
+
+
+def make_examples(cfg: RecipeConfig, out: str | Path, weights: str | Path = "detector/weights", per_class: int = 6,
+                  seed: int = 0) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    manifest = json.loads((Path(cfg.workdir) / "data" / "manifest.json").read_text())
-    entries: list[dict] = []
-    for name in rng.sample(manifest["splits"]["test"], min(per_kind, len(manifest["splits"]["test"]))):
-        image = Image.open(Path(cfg.data.photos) / name).convert("RGB")
-        image.thumbnail((512, 512), Image.LANCZOS)
-        target = out / f"real_photo_{Path(name).stem}.jpg"
-        image.save(target, quality=90)
-        entries.append({"file": target.name, "label": "real", "kind": "test photo, downscaled to 512 px, JPEG q90",
-                        "source": name})
-    test = list_samples(Path(cfg.workdir) / "data", "test")
-    for kind, label, prefix in (("real", "real", "real_patch"), ("sample", "fake", "fake_sample"), ("regen", "fake", "fake_regen")):
-        pool = sorted(s.path for s in test if s.kind == kind)
-        for path in rng.sample(pool, per_kind):
-            target = out / f"{prefix}_{path.stem}.png"
-            shutil.copyfile(path, target)
-            entries.append({"file": target.name, "label": label, "kind": {"real": "64 px test patch", "sample":
-                            "unconditional DDIM sample", "regen": "SDEdit regeneration of a test patch"}[kind]})
+    records = corpus_records(cfg)
+    metrics = json.loads(cfg.work.metrics.read_text()) if cfg.work.metrics.is_file() else {}
+    oof = metrics.get("models", {}).get("student", {}).get("scores", {})
     detector = Detector.from_pretrained(str(weights))
-    for entry, result in zip(entries, detector.detect([out / e["file"] for e in entries])):
-        entry["bundled_p_fake"] = round(result.p_fake, 4)
-        entry["bundled_verdict"] = result.label
-    (out / "manifest.json").write_text(json.dumps(entries, indent=2))
-    return entries
+    candidates = [i for i, r in enumerate(records) if redistributable(r)]
+    random.Random(seed).shuffle(candidates)
+    entries, passed_over = [], {"real": 0, "fake": 0}
+    for label, name in ((0, "real"), (1, "fake")):
+        kept = 0
+        for index in (i for i in candidates if records[i].label == label):
+            if kept == per_class:
+                break
+            record = records[index]
+            result = detector.detect_one(record.path)
+            if not result.ok or result.label != name:
+                passed_over[name] += 1
+                continue
+            target = out / f"{name}_{'photo' if label == 0 else record.generator}_{Path(record.path).name}"
+            shutil.copyfile(record.path, target)
+            entries.append({"file": target.name, "label": name, "generator": record.generator, "source": record.group,
+                            "origin": record.origin, "licence": record.licence or REDISTRIBUTABLE.get(record.repo, ""),
+                            "bundled_p_fake": round(result.p_fake, 4),
+                            "out_of_fold_p_fake": None if oof.get(str(index)) is None else round(oof[str(index)], 4)})
+            kept += 1
+    manifest = {"seed": seed, "threshold": detector.threshold, "passed_over": passed_over, "files": entries}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (out / "SOURCES.md").write_text(sources_markdown(manifest))
+    return manifest
+
+
+def sources_markdown(manifest: dict) -> str:
+    """examples/SOURCES.md: what each file is, where it comes from, under which licence."""
+    lines = [
+        "# Examples: what they are and where they come from",
+        "",
+        "Written by `python -m train.examples`. Candidates are the corpus files whose source allows redistribution; "
+        f"they were shuffled with seed {manifest['seed']} and taken in that order, keeping each one the bundled model "
+        f"classifies as labelled at its threshold ({manifest['threshold']:.3f}) — never picked by score. Passed over "
+        f"because the bundled model got them wrong: {manifest['passed_over']['real']} photos and "
+        f"{manifest['passed_over']['fake']} generated images. `out-of-fold p` is the score of the fold model that never "
+        "saw the file's generator family or photo source; `bundled p` that of the shipped model, which was trained on "
+        "every corpus image, these included. Files are byte-for-byte copies (PNG sources are stored as lossless WebP, "
+        "pixel-identical).",
+        "",
+        "| file | label | generator | origin (repository@commit:path) | licence | bundled p | out-of-fold p |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
+    ]
+    for e in manifest["files"]:
+        oof = "—" if e["out_of_fold_p_fake"] is None else f"{e['out_of_fold_p_fake']:.3f}"
+        lines.append(f"| {e['file']} | {e['label']} | {e['generator']} | {e['origin']} | {e['licence']} | "
+                     f"{e['bundled_p_fake']:.3f} | {oof} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -56,9 +101,8 @@ def main() -> None:
     parser.add_argument("--out", default="examples")
     parser.add_argument("--weights", default="detector/weights")
     args = parser.parse_args()
-    entries = make_examples(load_config(args.config), args.out, args.weights)
-    correct = sum(e["label"] == e["bundled_verdict"] for e in entries)
-    print(f"{len(entries)} examples, {correct} classified as labelled by the bundled model")
+    manifest = make_examples(load_config(args.config), args.out, args.weights)
+    print(f"{len(manifest['files'])} examples; passed over (misclassified) in the shuffled order: {manifest['passed_over']}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Stage 9 — export to ``detector/weights/``: the shipped UNet, the DistilDIRE student and the image-only
-student as float16 safetensors, plus ``card.json`` (recipe, data manifest, training summary, metrics,
-limits). ``Detector.from_pretrained("bundled")`` reads exactly this.
+"""Stage 6 — export to ``detector/weights/``: the ε-network (the UNet the crops were cached with), the
+DistilDIRE student and the image-only tier trained on ALL folds, as float16 safetensors, plus
+``card.json``: preprocessing (native tiles, the aggregation rule chosen out-of-fold), calibration and
+threshold (chosen out-of-fold), the training data and its licences, the recipe, the out-of-fold
+metrics and the limits. ``Detector.from_pretrained("bundled")`` reads exactly this.
 
     python -m train.export --config train/configs/bundled.json [--out detector/weights]
 """
@@ -8,96 +10,135 @@ limits). ``Detector.from_pretrained("bundled")`` reads exactly this.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from detector.ddim import Schedule
 from detector.registry import save_weights
+from detector.tiling import TilingConfig
 
-from .cache import shipped_unet
-from .classifiers import load_classifier
+from .classifiers import VARIANTS, load_classifier
+from .common import schedule_of, shipped_unet, unet_source
 from .config import RecipeConfig, config_parser, load_config
+from .corpus import Record, corpus_records
+
+#: card variant name → recipe variant
+SHIPPED = {"distildire": "student", "image-only": "image-only"}
+
+LICENCE = (
+    "CC BY-NC 4.0 (weights). The training images include non-commercial sources (ImageNet samples, BSD100, "
+    "WB_sRGB photos under CC BY-NC-SA), sources without a licence (dcsan/imagen generator outputs, EXIF samples, "
+    "Urban100, Set14) and generator outputs under their services' terms, so the weights are released for "
+    "non-commercial use only, as the official DistilDIRE weights are. Code: MIT."
+)
 
 LIMITS = [
-    "Trained on 64x64 patches of 40 photos and on fakes from ONE small diffusion model (3.7M-parameter UNet trained here). "
-    "It has never seen Stable Diffusion, Midjourney, DALL-E, Flux, GANs or any other generator: on their images its "
-    "verdict means nothing.",
-    "Works at 64 px: uploads are resized (shorter side) and centre-cropped to 64x64, so fine detail of large images is discarded.",
-    "Real photos unlike the 40 training photos (screenshots, drawings, heavy filters, night-mode phone photos) may be flagged.",
-    "For real-world use load the official DistilDIRE weights (ADM-256, ImageNet or CelebA-HQ): "
-    "Detector.from_pretrained('distildire-imagenet').",
+    "Trained on about 660 images: 316 outputs of ~45 public generators (mostly 2022-era: DALL-E mini/2, GLID-3-XL, "
+    "latent diffusion, Disco/Majesty Diffusion, SD 1.x; a few images each of SDXL, SD3, FLUX, Kolors, Kandinsky-3, "
+    "HunyuanDiT, Midjourney and 2025 DiT models) and ~350 photos. Generators unlike these may go undetected.",
+    "Looks at native-resolution 64x64 tiles (at most 16 per image, spread over it): it reads pixel-level traces, not "
+    "content. Images smaller than 64 px are enlarged and flagged low-confidence.",
+    "Heavy processing erases the traces: strong JPEG, downscaling, screenshots and re-photographs lower p(fake) of "
+    "generated images. Heavily smoothed, denoised or upscaled photos may be flagged.",
+    "Inpainted or partly edited photos were not in training; the tile heat map may show local traces but the image "
+    "score is an average over tiles.",
+    "The metrics below are out-of-fold on held-out generator families and photo sources of this corpus, not on an "
+    "independent benchmark; the official DistilDIRE weights (ADM-256, ImageNet) are the published reference.",
 ]
 
 
-def _histograms(metrics: dict, bins: int = 20) -> dict:
-    """Reference score histograms per model: reals, unconditional samples, regenerations (test split)."""
-    labels = np.array(metrics["labels"])
-    kinds = np.array(metrics["kinds"])
-    edges = np.linspace(0, 1, bins + 1)
-    out = {"edges": edges.round(3).tolist()}
-    for model, scores in metrics["scores"].items():
-        scores = np.array(scores)
-        out[model] = {name: np.histogram(scores[mask], bins=edges)[0].tolist()
-                      for name, mask in (("real", labels == 0), ("sample", kinds == "sample"), ("regen", kinds == "regen"))}
-    return out
+def data_card(records: list[Record]) -> dict:
+    """What the model was trained on: counts per family and photo source, folds, licences."""
+    fakes = [r for r in records if r.label == 1]
+    reals = [r for r in records if r.label == 0]
+    return {
+        "images": {"generated": len(fakes), "photos": len(reals)},
+        "generator_families": dict(Counter(r.group for r in fakes).most_common()),
+        "generators": dict(Counter(r.generator for r in fakes).most_common()),
+        "photo_sources": dict(Counter(r.source for r in reals).most_common()),
+        "folds": {str(k): {"families": sorted({r.group for r in fakes if r.fold == k}),
+                           "photo_sources": sorted({r.group for r in reals if r.fold == k})}
+                  for k in sorted({r.fold for r in records})},
+        "licences": dict(Counter(_licence_kind(r.licence) for r in records).most_common()),
+        "sources": "shared/data/public_corpus (manifest.csv, SOURCES.md: repository, commit and licence per file) "
+                   "and shared/data/real_photos (manifest.csv)",
+    }
 
 
-def build_card(cfg: RecipeConfig, metrics: dict | None = None) -> dict:
-    work = Path(cfg.workdir)
-    manifest_path = work / "data" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"splits": {}, "hash": None}
-    history = json.loads((work / "diffusion" / "history.json").read_text()) if (work / "diffusion" / "history.json").is_file() else []
+def _licence_kind(text: str) -> str:
+    t = text.lower()
+    if not t.strip():
+        return "unstated"
+    if "non-commercial" in t or "-nc" in t or "nc-" in t or "research" in t:
+        return "non-commercial"
+    if "none stated" in t or "unclear" in t or "no licen" in t:
+        return "unstated / unclear"
+    if "gpl" in t:
+        return "copyleft (GPL/AGPL)"
+    return "permissive or other (see manifest)"
+
+
+def build_card(cfg: RecipeConfig, metrics: dict | None) -> dict:
+    records = corpus_records(cfg)
+    variants = {}
+    for card_name, variant in SHIPPED.items():
+        chosen = (metrics or {}).get("models", {}).get(variant, {})
+        tiling = TilingConfig(cfg.crops.tile, cfg.eval.max_tiles, chosen.get("aggregate", "mean_logit"))
+        variants[card_name] = {
+            "preprocessing": tiling.to_card(),
+            "calibration": chosen.get("calibration", {"temperature": 1.0, "bias": 0.0}),
+            "threshold": float(chosen.get("threshold", 0.5)),
+        }
     card = {
         "name": cfg.name,
-        "description": "DistilDIRE student (ResNet-%d on [image, eps]) + small diffusion UNet, and an image-only "
-                       "fast tier, all trained from scratch by train/ on CPU." % cfg.classifier.depth,
-        "license": "MIT (weights and code). Training photos: GPL-2+, CC0, BSD-3-Clause and others, listed per file "
-                   "in the data sources (shared/data/real_photos/SOURCES.md).",
-        "threshold": 0.5,
-        "image_size": cfg.data.patch_size,
-        "schedule": Schedule().to_scheduler_config(),
-        "data": {
-            "photos_per_split": {k: len(v) for k, v in manifest["splits"].items()},
-            "splits": manifest["splits"],
-            "manifest_hash": manifest["hash"],
-            "patch_size": cfg.data.patch_size,
-            "patches_per_photo": cfg.data.patches_per_photo,
-            "classifier_images_per_class": cfg.cache.per_class,
-            "fakes": "half unconditional DDIM-%d samples, half SDEdit regenerations (strength %s) of real patches "
-                     "of the same split; reals and fakes stored as PNG" % (cfg.fakes.sample_steps, cfg.fakes.regen_strength),
-        },
-        "diffusion_training": {"steps": history[-1]["step"] if history else None,
-                               "minutes": round(history[-1]["minutes"], 1) if history else None,
-                               "final_loss": round(history[-1]["loss"], 4) if history else None},
+        "description": (f"DistilDIRE student (ResNet-{cfg.classifier.depth} on [image, eps] of native-resolution "
+                        f"{cfg.crops.tile}-px tiles, eps from a small diffusion UNet at t=0) and an image-only tier, "
+                        "trained from scratch on CPU by train/ on public generators' images and photos."),
+        "license": LICENCE,
+        "preprocessing": variants["distildire"]["preprocessing"],
+        "threshold_policy": f"threshold for {cfg.eval.target_fpr:.0%} false positives on out-of-fold photos; "
+                            "p(fake) calibrated out-of-fold by temperature and bias",
+        "data": data_card(records),
         "recipe": cfg.to_dict(),
         "limits": LIMITS,
+        "variants": variants,
+        "default_variant": "distildire",
     }
     if metrics:
-        card["metrics"] = {k: v for k, v in metrics.items() if k not in ("scores", "labels", "kinds")}
-        card["reference_histograms"] = _histograms(metrics)
+        card["metrics"] = {name: {k: v for k, v in m.items() if k != "scores"} for name, m in metrics["models"].items()}
+        card["reference_histograms"] = reference_histograms(metrics, records)
     return card
 
 
+def reference_histograms(metrics: dict, records: list[Record], bins: int = 20) -> dict:
+    """Out-of-fold calibrated score histograms per shipped variant: photos vs generated images."""
+    edges = np.linspace(0, 1, bins + 1)
+    out = {"edges": edges.round(3).tolist()}
+    for card_name, variant in SHIPPED.items():
+        scores = metrics["models"].get(variant, {}).get("scores")
+        if not scores:
+            continue
+        ids = [int(r) for r in scores]
+        p = np.array(list(scores.values()))
+        y = np.array([records[r].label for r in ids])
+        out[card_name] = {"real": np.histogram(p[y == 0], bins=edges)[0].tolist(),
+                          "fake": np.histogram(p[y == 1], bins=edges)[0].tolist()}
+    return out
+
+
 def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics: dict | None = None) -> Path:
-    students = {
-        "distildire": (load_classifier(cfg, "student").half(), "image+eps"),
-        "image-only": (load_classifier(cfg, "image-only").half(), "image"),
-    }
-    unet = shipped_unet(cfg)
-    out = save_weights(out_dir, students, unet=unet.half() if cfg.cache.unet_fp16 else unet, card=build_card(cfg, metrics))
-    size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file())
+    students = {card_name: (load_classifier(cfg, variant, None).half(), VARIANTS[variant].inputs)
+                for card_name, variant in SHIPPED.items()}
+    folder = unet_source(cfg)
+    unet = shipped_unet(folder).half()
+    out = Path(out_dir)
+    for stale in ("card.json",):  # rewritten below; weights files are overwritten in place
+        (out / stale).unlink(missing_ok=True)
+    save_weights(out, students, unet=unet, card=build_card(cfg, metrics), schedule=schedule_of(folder, cfg.diffusion.schedule))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"exported to {out} ({size / 1e6:.1f} MB)")
-    return Path(out)
-
-
-def update_card(cfg: RecipeConfig, out_dir: str | Path, metrics: dict) -> None:
-    """Rewrite card.json with the metrics (weights untouched)."""
-    path = Path(out_dir) / "card.json"
-    old = json.loads(path.read_text())
-    card = build_card(cfg, metrics)
-    card["variants"], card["default_variant"] = old["variants"], old["default_variant"]
-    path.write_text(json.dumps(card, indent=2))
+    return out
 
 
 def main() -> None:
@@ -105,8 +146,8 @@ def main() -> None:
     parser.add_argument("--out", default="detector/weights")
     args = parser.parse_args()
     cfg = load_config(args.config)
-    metrics_path = Path(cfg.workdir) / "eval" / "metrics.json"
-    export(cfg, args.out, json.loads(metrics_path.read_text()) if metrics_path.is_file() else None)
+    metrics = json.loads(cfg.work.metrics.read_text()) if cfg.work.metrics.is_file() else None
+    export(cfg, args.out, metrics)
 
 
 if __name__ == "__main__":

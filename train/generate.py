@@ -17,8 +17,7 @@ from detector.models import load_unet
 from detector.preprocess import DetectorInputError, load_image, to_model_tensor
 from detector.registry import resolve_weights
 
-from .common import save_png, seed_everything, to_uint8
-from .config import FakesConfig
+from .common import save_png, schedule_of, seed_everything, to_uint8
 from .sampling import generate_samples, regenerate
 
 
@@ -35,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     if spec.unet is None:
         parser.error(f"{args.weights} has no diffusion UNet")
     unet = load_unet(spec.unet).float().eval()
+    schedule = schedule_of(spec.unet)
     size = int(unet.config.sample_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     generator = seed_everything(args.seed)
     index = 0
-    for images in generate_samples(unet, args.n, size, args.steps, generator):
+    for images in generate_samples(unet, schedule, args.n, size, args.steps, generator):
         for image in images:
             save_png(image, out / f"sample_{args.seed}_{index:04d}.png")
             index += 1
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             except DetectorInputError as exc:
                 print(f"skipped {path.name}: {exc}")
                 continue
-            image = regenerate(unet, to_uint8(x)[None], FakesConfig(), generator)[0]
+            image = regenerate(unet, schedule, to_uint8(x)[None], generator)[0]
             save_png(image, out / f"regen_{path.stem}.png")
             regenerated += 1
     print(f"wrote {index} samples and {regenerated} regenerations to {out}")

@@ -1,9 +1,11 @@
-"""The whole recipe, top to bottom: data → diffusion → fakes → cache → teacher → student → image-only
-→ baseline → export → evaluate → card. Every stage is resumable or skips what is already done, so a
-stopped run continues where it stopped.
+"""The whole recipe, top to bottom:
+
+corpus → (diffusion) → crops and tiles with ε → per variant: one model per held-out fold, then one on
+everything → out-of-fold evaluation (aggregation, calibration, threshold) → export → card.
+
+Every stage skips what is already on disk, so a stopped run continues where it stopped.
 
     python -m train.recipe --config train/configs/bundled.json           # produces detector/weights/
-    accelerate launch --num_processes 8 -m train.recipe --config my_config.json   # several GPUs
 """
 
 from __future__ import annotations
@@ -12,54 +14,50 @@ import json
 import time
 from pathlib import Path
 
-from accelerate import Accelerator
-
-from .cache import build_cache
-from .classifiers import ROLES, checkpoint_path, train_classifier
+from .classifiers import train_classifier
 from .config import RecipeConfig, config_parser, load_config
-from .data import build_patches
+from .corpus import corpus_records, summary
+from .crops import build_dire_maps, build_eval_tiles, build_training_crops
 from .diffusion import train_diffusion
 from .evaluate import evaluate
-from .export import export, update_card
-from .fakes import make_fakes
+from .export import export
 
 
-def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict | None:
-    """Run every stage. Under ``accelerate launch`` the heavy stages share the work; data, export and
-    evaluation run on the main process while the others wait. Returns the metrics (main process)."""
-    work = Path(cfg.workdir)
-    accelerator = Accelerator()
-    main = accelerator.is_main_process
-    timings: dict[str, float] = {}
-    if not main:
-        log = lambda message: None  # noqa: E731
+def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict:
+    """Run every stage; returns the out-of-fold metrics."""
+    work = cfg.work
+    timings: dict[str, float] = json.loads(work.timings.read_text()) if work.timings.is_file() else {}
 
-    def stage(name: str, fn, done: bool = False, main_only: bool = False):
+    def stage(name: str, fn, done: bool = False):
         if done:
             log(f"== {name}: already done")
             return None
         log(f"== {name}")
         start = time.time()
-        result = fn() if (main or not main_only) else None
-        accelerator.wait_for_everyone()
+        result = fn()
         timings[name] = round((time.time() - start) / 60, 2)
+        work.timings.parent.mkdir(parents=True, exist_ok=True)
+        work.timings.write_text(json.dumps(timings, indent=2))
         return result
 
-    stage("data", lambda: build_patches(cfg), done=(work / "data" / "manifest.json").is_file() or not cfg.data.photos,
-          main_only=True)
-    stage("diffusion", lambda: train_diffusion(cfg, log=log), done=not cfg.diffusion.train)  # resumes
-    stage("fakes", lambda: make_fakes(cfg, log=log), done=(work / "data" / "test" / "fakes").is_dir()
-          and any((work / "data" / "test" / "fakes").iterdir()))
-    stage("cache", lambda: build_cache(cfg, log=log))
-    for role in ROLES:
-        stage(role, lambda role=role: train_classifier(cfg, role, log=log), done=checkpoint_path(cfg, role).is_file()
-              and (work / "classifiers" / f"{role}.json").is_file())
-    stage("export", lambda: export(cfg, out_dir), main_only=True)
-    metrics = stage("evaluate", lambda: evaluate(cfg, out_dir, checkpoint_path(cfg, "baseline"), log=log), main_only=True)
-    if not main:
-        return None
-    update_card(cfg, out_dir, metrics)
-    (work / "timings.json").write_text(json.dumps(timings, indent=2))
+    records = stage("corpus", lambda: corpus_records(cfg)) or corpus_records(cfg)
+    for k, fold in summary(records).items():
+        log(f"fold {k}: {fold['fakes']} fakes ({', '.join(fold['families'])}); {fold['reals']} photos")
+    if cfg.diffusion.train:  # resumes from its checkpoint; returns at once when its budget is spent
+        stage("diffusion", lambda: train_diffusion(cfg, log=log))
+    stage("crops", lambda: build_training_crops(cfg, log), done=work.crops.is_file())
+    for condition in cfg.eval.conditions:
+        stage(f"tiles {condition}", lambda c=condition: build_eval_tiles(cfg, c, log), done=work.tiles(condition).is_file())
+    variants = ["student", "image-only"]  # the image-only tier distils from the same fold's student
+    if cfg.classifier.kd_weight > 0:  # DistilDIRE's feature distillation: a DIRE teacher per fold first
+        stage("DIRE maps", lambda: build_dire_maps(cfg, log), done=work.crops_dire.is_file())
+        variants.insert(0, "teacher")
+    for variant in variants:
+        for fold in [*range(cfg.corpus.folds), None]:
+            name = f"{variant} fold {'all' if fold is None else fold}"
+            stage(name, lambda v=variant, f=fold: train_classifier(cfg, v, f, log), done=work.classifier_log(variant, fold).is_file())
+    metrics = stage("evaluate", lambda: evaluate(cfg, log=log))
+    stage("export", lambda: export(cfg, out_dir, metrics))
     log(f"recipe done: {json.dumps(timings)}")
     return metrics
 

@@ -1,5 +1,6 @@
 """Sampling from a trained ε-UNet with ``detector.ddim``: unconditional DDIM samples and SDEdit
-regenerations (used for the fakes, the sample grids and ``train.generate``)."""
+regenerations (the diffusion stage's sample grids and ``train.generate``). The noise schedule is
+always passed in: it belongs to the UNet (its ``scheduler_config.json``), not to this module."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import torch
 from detector.ddim import DDIM, Schedule
 
 from .common import autocast_eps_fn, to_uint8, to_unit
-from .config import FakesConfig
 
 
 @torch.inference_mode()
-def generate_samples(unet, n: int, size: int, steps: int, generator: torch.Generator, batch_size: int = 64,
-                     bf16: bool = False):
+def generate_samples(unet, schedule: Schedule, n: int, size: int, steps: int, generator: torch.Generator,
+                     batch_size: int = 64, bf16: bool = False):
     """Yield batches of uint8 DDIM samples."""
-    ddim = DDIM(Schedule(), steps)
+    ddim = DDIM(schedule, steps)
     eps_fn = autocast_eps_fn(unet, bf16)
     device = next(unet.parameters()).device
     for start in range(0, n, batch_size):
@@ -24,20 +24,21 @@ def generate_samples(unet, n: int, size: int, steps: int, generator: torch.Gener
 
 
 @torch.inference_mode()
-def regenerate(unet, reals_uint8: torch.Tensor, cfg: FakesConfig, generator: torch.Generator) -> torch.Tensor:
-    """SDEdit: noise each real to a random strength in ``cfg.regen_strength`` (a fraction of the DDIM
-    schedule), then denoise with DDIM from that level."""
-    ddim = DDIM(Schedule(), cfg.regen_steps)
-    eps_fn = autocast_eps_fn(unet, cfg.bf16)
-    low, high = cfg.regen_strength
+def regenerate(unet, schedule: Schedule, reals_uint8: torch.Tensor, generator: torch.Generator,
+               strength: tuple[float, float] = (0.2, 0.5), steps: int = 20, bf16: bool = False) -> torch.Tensor:
+    """SDEdit: noise each real to a random strength in ``strength`` (a fraction of the DDIM schedule),
+    then denoise with DDIM from that level."""
+    ddim = DDIM(schedule, steps)
+    eps_fn = autocast_eps_fn(unet, bf16)
+    low, high = strength
     strengths = low + (high - low) * torch.rand(len(reals_uint8), generator=generator)
-    steps = (strengths * cfg.regen_steps).round().long().sub(1).clamp(0, cfg.regen_steps - 1)
+    levels = (strengths * steps).round().long().sub(1).clamp(0, steps - 1)
     device = next(unet.parameters()).device
     x0 = to_unit(reals_uint8)
     noise = torch.randn(x0.shape, generator=generator)
     out = torch.empty_like(reals_uint8)
-    for step in steps.unique().tolist():  # images noised to the same level are denoised together
-        members = (steps == step).nonzero().squeeze(1)
-        noised = ddim.noise_to(x0[members], step, noise[members]).to(device)
-        out[members] = to_uint8(ddim.reconstruct(eps_fn, noised, start_step=step)).cpu()
+    for level in levels.unique().tolist():  # images noised to the same level are denoised together
+        members = (levels == level).nonzero().squeeze(1)
+        noised = ddim.noise_to(x0[members], level, noise[members]).to(device)
+        out[members] = to_uint8(ddim.reconstruct(eps_fn, noised, start_step=level)).cpu()
     return out
