@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from detector.tiling import aggregate
 
@@ -81,7 +83,8 @@ def baseline_logits(cfg: RecipeConfig, records: list[Record]) -> dict[str, dict[
     out: dict[str, dict[int, float]] = {c: {} for c in features}
     for fold in range(cfg.corpus.folds):
         train = [r for r in clean if records[r].fold != fold]
-        model = LogisticRegression(max_iter=1000).fit(np.stack([clean[r] for r in train]), [records[r].label for r in train])
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        model.fit(np.stack([clean[r] for r in train]), [records[r].label for r in train])
         for condition, feats in features.items():
             held = [r for r in feats if records[r].fold == fold]
             if held:
