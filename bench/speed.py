@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from detector import WeightsNotFoundError, load_student, resolve_weights
 from detector.ddim import DDIM
-from detector.models import (ADM_256_UNCOND, DistilDIREStudent, build_unet, load_unet, small_unet_config,
-                             unet_config_for_adm)
+from detector.models import ADM_256_UNCOND, DistilDIREStudent, build_unet, load_unet, small_unet_config, unet_config_for_adm
 
 
 def _time(fn, repeats: int) -> float:
