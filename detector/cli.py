@@ -28,7 +28,7 @@ def _format_table(rows: list[dict]) -> str:
     body = [
         [
             r["source"],
-            r["label"] or "ERROR",
+            r["verdict"].upper() if r["verdict"] else "ERROR",
             f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-",
             str(r["unet_calls"]),
             f"{r['timings_ms'].get('total', 0):.0f}" if r["p_fake"] is not None else "-",
@@ -76,13 +76,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["source", "label", "p_fake", "logit", "unet_calls", "total_ms", "error", "low_confidence"])
+            writer.writerow(["source", "verdict", "label", "p_fake", "logit", "unet_calls", "total_ms", "error", "low_confidence"])
             for r in rows:
-                writer.writerow([r["source"], r["label"], r["p_fake"], r["logit"], r["unet_calls"],
+                writer.writerow([r["source"], r["verdict"], r["label"], r["p_fake"], r["logit"], r["unet_calls"],
                                  r["timings_ms"].get("total"), r["error"], r.get("low_confidence", False)])
-    n_bad = sum(r["error"] is not None for r in rows)
-    n_fake = sum(r["label"] == "fake" for r in rows)
-    print(f"\n{len(rows)} files: {n_fake} fake, {len(rows) - n_fake - n_bad} real, {n_bad} unreadable", file=sys.stderr)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("fake", "unsure", "real", "error")}
+    print(f"\n{len(rows)} files: {counts['fake']} fake, {counts['unsure']} unsure (within ±{detector.policy.unsure_margin} "
+          f"of the threshold {detector.threshold:.2f}), {counts['real']} real, {counts['error']} unreadable", file=sys.stderr)
     return 0
 
 

@@ -27,6 +27,7 @@ from .models.unet import load_unet
 from .preprocess import PREPROCESSING_VERSION, DetectorInputError, ImageInput, load_image, to_model_tensor
 from .registry import WeightsSpec, resolve_weights
 from .tiling import TileGrid, TilingConfig, aggregate, image_to_tiles
+from .verdict import DEFAULT_UNSURE_MARGIN, VerdictPolicy
 
 #: Longest side of ``DetectionResult.preview`` (the whole image, for heat maps).
 PREVIEW_SIZE = 512
@@ -40,7 +41,8 @@ class DetectionResult:
 
     source: str
     p_fake: float | None = None
-    label: str | None = None  # "fake" | "real"
+    label: str | None = None  # "fake" | "real": the side of the threshold
+    verdict: str | None = None  # the label, "unsure" near the threshold, or "error" (``VerdictPolicy``)
     logit: float | None = None
     error: str | None = None
     image: np.ndarray | None = None  # H×W×3 uint8: the crop the model saw
@@ -67,6 +69,7 @@ class DetectionResult:
             "source": self.source,
             "p_fake": self.p_fake,
             "label": self.label,
+            "verdict": self.verdict,
             "logit": self.logit,
             "error": self.error,
             "unet_calls": self.unet_calls,
@@ -163,6 +166,7 @@ class Detector:
         tiling: TilingConfig | None = None,
         calibration: dict | None = None,
         threshold: float = 0.5,
+        unsure_margin: float = DEFAULT_UNSURE_MARGIN,
         ddim_steps: int = 20,
         device: str | torch.device | None = None,
         precision: str = "fp32",
@@ -203,7 +207,7 @@ class Detector:
         self.bias = float(calibration.get("bias", 0.0))
         if self.temperature <= 0:
             raise ValueError("calibration temperature must be positive")
-        self.threshold = float(threshold)
+        self.policy = VerdictPolicy(float(threshold), unsure_margin)
         self.batch_size = batch_size
         self.name = name
         self.card = card or {}
@@ -282,16 +286,25 @@ class Detector:
             return 0
         return self.tiling.max_tiles if self.tiling is not None else 1
 
+    @property
+    def threshold(self) -> float:
+        """The threshold of the default verdict policy (the model card's unless given)."""
+        return self.policy.threshold
+
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
     @torch.inference_mode()
     def detect(
-        self, inputs: ImageInput | Sequence[ImageInput], with_dire: bool = False, batch_size: int | None = None
+        self, inputs: ImageInput | Sequence[ImageInput], with_dire: bool = False, batch_size: int | None = None,
+        policy: VerdictPolicy | None = None, max_file_bytes: int | None = None,
     ) -> list[DetectionResult]:
         """One result per input, in order. Bad inputs get ``error`` set; the others are unaffected.
+        ``policy`` (default: this detector's, from the model card) sets each result's label and verdict;
+        a file over ``max_file_bytes`` is refused unread (an error for it alone).
         Per-stage timings of a batch are shared among its images in proportion to their inputs."""
+        policy = policy or self.policy
         if isinstance(inputs, (str, bytes, bytearray, Path, Image.Image)) or not isinstance(inputs, Sequence):
             inputs = [inputs]
         if with_dire and self.unet is None:
@@ -302,35 +315,38 @@ class Detector:
             start = time.perf_counter()
             name = str(item) if isinstance(item, (str, Path)) else f"input #{index}"
             try:
-                loaded = load_image(item)
+                loaded = load_image(item, max_bytes=max_file_bytes)
                 tensor, grid = self.preprocess(loaded.image)
             except DetectorInputError as exc:
-                results.append(DetectionResult(source=name, error=str(exc)))
+                results.append(DetectionResult(source=name, error=str(exc), verdict="error"))
                 continue
             except Exception as exc:  # never let one odd file take the batch down
-                results.append(DetectionResult(source=name, error=f"could not be processed ({type(exc).__name__}: {exc})"))
+                results.append(DetectionResult(source=name, error=f"could not be processed ({type(exc).__name__}: {exc})",
+                                               verdict="error"))
                 continue
             result = DetectionResult(source=name, grid=grid, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
             if grid is not None:
                 result.preview = _preview(loaded.image)
-                if grid.enlarged:
-                    result.low_confidence = True
-                    result.warning = (
-                        f"the image is only {loaded.image.width}×{loaded.image.height} px, smaller than the model's "
-                        f"{grid.tile}-px tile: it was enlarged to be scored, so the score is unreliable")
+            width, height = loaded.image.size
+            if (grid is not None and grid.enlarged) or (grid is None and min(width, height) * 4 < self.image_size):
+                result.low_confidence = True
+                result.warning = (
+                    f"the image is only {width}×{height} px, far below the model's {self.image_size}-px input: it was "
+                    f"enlarged to be scored, so the score is unreliable (reported as unsure)")
             results.append(result)
             ready.append((result, tensor))
 
         step = batch_size or self.batch_size
         for offset in range(0, len(ready), step):
             chunk = ready[offset : offset + step]
-            self._run_batch([r for r, _ in chunk], [t for _, t in chunk], with_dire)
+            self._run_batch([r for r, _ in chunk], [t for _, t in chunk], with_dire, policy)
         return results
 
-    def detect_one(self, item: ImageInput, with_dire: bool = False) -> DetectionResult:
-        return self.detect([item], with_dire=with_dire)[0]
+    def detect_one(self, item: ImageInput, with_dire: bool = False, policy: VerdictPolicy | None = None) -> DetectionResult:
+        return self.detect([item], with_dire=with_dire, policy=policy)[0]
 
-    def _run_batch(self, results: list[DetectionResult], tensors: list[torch.Tensor], with_dire: bool) -> None:
+    def _run_batch(self, results: list[DetectionResult], tensors: list[torch.Tensor], with_dire: bool,
+                   policy: VerdictPolicy) -> None:
         counts = [len(t) for t in tensors]
         x = torch.cat(tensors).to(self.device)
         stages: dict[str, float] = {}
@@ -370,7 +386,7 @@ class Detector:
         for i, result in enumerate(results):
             result.p_fake = float(probs[i])
             result.logit = float(image_logits[i])
-            result.label = "fake" if result.p_fake >= self.threshold else "real"
+            result.label, result.verdict = policy.label(result.p_fake), policy.verdict(result.p_fake, result.low_confidence)
             result.image = images[i]
             result.eps = eps_maps[i] if eps_maps is not None else None
             if result.grid is not None:
@@ -401,6 +417,7 @@ class Detector:
             "student_depth": self.student.arch.depth,
             "image_size": self.image_size,
             "threshold": self.threshold,
+            "unsure_margin": self.policy.unsure_margin,
             "ddim_steps": self.ddim.steps,
             "unet_calls_per_image": self.unet_calls_per_image,
             "device": str(self.device),

@@ -86,12 +86,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def _open(item: ImageInput) -> Image.Image:
+def _check_bytes(size: int, max_bytes: int | None) -> None:
+    if size == 0:
+        raise DetectorInputError("the file is empty (0 bytes)")
+    if max_bytes is not None and size > max_bytes:
+        raise DetectorInputError(f"the file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB per file")
+
+
+def _open(item: ImageInput, max_bytes: int | None = None) -> Image.Image:
     if isinstance(item, Image.Image):
         return item
     if isinstance(item, (bytes, bytearray)):
-        if len(item) == 0:
-            raise DetectorInputError("the file is empty (0 bytes)")
+        _check_bytes(len(item), max_bytes)
         return Image.open(io.BytesIO(bytes(item)), formats=ALLOWED_FORMATS)
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
@@ -99,24 +105,24 @@ def _open(item: ImageInput) -> Image.Image:
             raise DetectorInputError("file not found")
         if path.is_dir():
             raise DetectorInputError("this is a folder, not an image file")
-        if path.stat().st_size == 0:
-            raise DetectorInputError("the file is empty (0 bytes)")
+        _check_bytes(path.stat().st_size, max_bytes)  # before reading it
         return Image.open(io.BytesIO(path.read_bytes()), formats=ALLOWED_FORMATS)  # no handle left open
     raise DetectorInputError(f"unsupported input type {type(item).__name__}; pass a path, bytes or a PIL image")
 
 
-def load_image(item: ImageInput, source: str | None = None) -> LoadedImage:
-    """Decode one input fully (so truncation surfaces here) and normalise it to RGB."""
+def load_image(item: ImageInput, source: str | None = None, max_bytes: int | None = None) -> LoadedImage:
+    """Decode one input fully (so truncation surfaces here) and normalise it to RGB. Files (or bytes)
+    over ``max_bytes`` are refused before they are read."""
     name = source or _source_name(item)
     try:
         with warnings.catch_warnings():  # the size is checked below, with a clearer message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open(item)
+            image = _open(item, max_bytes)
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise DetectorInputError(
-                f"the image is too large ({width}×{height} = {width * height / 1e6:.0f} MP; the limit is "
-                f"{MAX_PIXELS / 1e6:.0f} MP)"
+                f"the image is too large ({width}×{height} = {width * height:,} pixels; the limit is "
+                f"{MAX_PIXELS:,} pixels, {MAX_PIXELS / 1e6:g} MP)"
             )
         if width < 1 or height < 1:
             raise DetectorInputError("the image has no pixels")
@@ -136,7 +142,7 @@ def load_image(item: ImageInput, source: str | None = None) -> LoadedImage:
     except UnidentifiedImageError:
         raise DetectorInputError("not an image, or an image format this tool cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DetectorInputError(f"the image is too large (limit {MAX_PIXELS / 1e6:.0f} MP)") from None
+        raise DetectorInputError(f"the image is too large (the limit is {MAX_PIXELS:,} pixels, {MAX_PIXELS / 1e6:g} MP)") from None
     except OSError as exc:
         text = str(exc)
         if "truncated" in text or "broken data stream" in text or "image file is" in text:

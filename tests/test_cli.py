@@ -34,6 +34,22 @@ def test_scan_folder_with_good_and_bad_files(tiny_weights, image_files, tmp_path
         assert len(list(csv.DictReader(fh))) == 6
 
 
+def test_scan_threshold_sets_label_and_verdict(tiny_weights, image_files, tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    good = [str(image_files["good_png"]), str(image_files["good_jpg"])]
+    assert main(["scan", *good, "--weights", str(tiny_weights), "--json", str(out_json), "--quiet"]) == 0
+    scores = [r["p_fake"] for r in json.loads(out_json.read_text())["results"]]
+    threshold = round(sum(scores) / 2, 6) if abs(scores[0] - scores[1]) > 1e-4 else round(scores[0] - 0.2, 6)
+    assert main(["scan", *good, "--weights", str(tiny_weights), "--json", str(out_json), "--quiet",
+                 "--threshold", str(threshold)]) == 0
+    report = json.loads(out_json.read_text())
+    assert report["model"]["threshold"] == threshold
+    for r in report["results"]:
+        assert r["label"] == ("fake" if r["p_fake"] >= threshold else "real")
+        assert r["verdict"] in (r["label"], "unsure")
+    assert "unsure (within ±0.1 of the threshold" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(tmp_path):
     run = subprocess.run([sys.executable, "-m", "detector", "scan"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "usage" in run.stderr

@@ -71,8 +71,19 @@ def test_pixel_limit_refuses_before_decoding():
     huge = Image.new("1", (9000, 8000))  # 72 MP, a few kB as PNG
     data = encode(huge)
     assert 9000 * 8000 > MAX_PIXELS
-    with pytest.raises(DetectorInputError, match="too large"):
+    with pytest.raises(DetectorInputError, match="too large") as info:
         load_image(data)
+    assert "72,000,000 pixels; the limit is 64,000,000" in str(info.value)  # exact, not two rounded "64 MP"
+
+
+def test_file_size_limit_refuses_one_file_unread(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(encode(make_photo(seed=1)) + b"\0" * 3_000_000)
+    with pytest.raises(DetectorInputError, match=r"3\.\d MB; the limit is 2 MB per file"):
+        load_image(path, max_bytes=2_000_000)
+    with pytest.raises(DetectorInputError, match="limit is 2 MB"):
+        load_image(path.read_bytes(), max_bytes=2_000_000)
+    assert load_image(path).image.size == make_photo(seed=1).size  # no limit by default
 
 
 @pytest.mark.parametrize(

@@ -143,8 +143,15 @@ def test_tiled_batches_match_single_images_and_keep_errors_in_place(tiled_weight
 def test_image_smaller_than_a_tile_is_scored_but_flagged(tiled_weights):
     detector = Detector.from_pretrained(str(tiled_weights))
     result = detector.detect_one(encode(make_photo(8, 8)))
-    assert result.ok and result.low_confidence and "smaller than the model's" in result.warning
-    assert result.to_dict()["low_confidence"] is True
+    assert result.ok and result.low_confidence and "far below the model's" in result.warning
+    assert result.to_dict()["low_confidence"] is True and result.verdict == "unsure"
+
+
+def test_tiny_image_flagged_in_resize_mode_too(tiny_weights):
+    detector = Detector.from_pretrained(str(tiny_weights))  # resize + centre crop
+    tiny, fine = detector.detect([encode(make_photo(2, 2)), encode(make_photo(80, 90))])
+    assert tiny.ok and tiny.low_confidence and tiny.verdict == "unsure" and "2×2 px" in tiny.warning
+    assert not fine.low_confidence and fine.warning is None
 
 
 def test_dire_in_tiled_mode_covers_the_shown_tile(tiled_weights):

@@ -1,0 +1,52 @@
+"""One verdict policy: a threshold on p(fake) and an *unsure* band around it → a label.
+
+``Detector.detect`` applies it once per result (``label``: the side of the threshold, ``verdict``: the
+same with the unsure band); reports, robustness re-checks, the CLI and the app read those fields or ask
+the same policy object, so no two parts of a request can disagree about an image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+#: Scores within this distance of the threshold are reported as "unsure".
+DEFAULT_UNSURE_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class VerdictPolicy:
+    threshold: float = 0.5
+    unsure_margin: float = DEFAULT_UNSURE_MARGIN
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must lie strictly between 0 and 1 (got {self.threshold})")
+        if not 0.0 <= self.unsure_margin < 0.5:
+            raise ValueError(f"unsure_margin must lie in [0, 0.5) (got {self.unsure_margin})")
+
+    def label(self, p_fake: float | None) -> str | None:
+        """"fake" at or above the threshold, "real" below it; None without a score."""
+        if p_fake is None:
+            return None
+        return "fake" if p_fake >= self.threshold else "real"
+
+    def verdict(self, p_fake: float | None, low_confidence: bool = False) -> str:
+        """The label, or "unsure" within ±``unsure_margin`` of the threshold or for a score flagged low
+        confidence (e.g. an image far smaller than the model's input); "error" without a score."""
+        if p_fake is None:
+            return "error"
+        if low_confidence or abs(p_fake - self.threshold) < self.unsure_margin:
+            return "unsure"
+        return self.label(p_fake)  # type: ignore[return-value]
+
+    def flips(self, p_before: float | None, p_after: float | None) -> bool:
+        """Whether the label changes side of the threshold between two scores of one image."""
+        if p_before is None or p_after is None:
+            return False
+        return self.label(p_before) != self.label(p_after)
+
+    def with_threshold(self, threshold: float | None) -> VerdictPolicy:
+        return self if threshold is None else replace(self, threshold=float(threshold))
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold, "unsure_margin": self.unsure_margin}
