@@ -1,5 +1,5 @@
-"""What a demo or a report adds around ``Detector.detect``: robustness re-checks, verdict bands,
-measured pipeline costs and a JSON report. No UI code.
+"""What a demo or a report adds around ``Detector.detect``: robustness re-checks, measured pipeline
+costs and a JSON report, all judged by the request's ``VerdictPolicy``. No UI code.
 """
 
 from __future__ import annotations
@@ -14,23 +14,18 @@ import torch
 from .perturb import apply
 from .pipeline import DetectionResult, Detector
 from .preprocess import ImageInput, load_image
+from .verdict import VerdictPolicy
 
 #: Re-encodings a score should survive (names from ``detector.perturb.PERTURBATIONS``).
 ROBUSTNESS_CHECKS = ("jpeg_q75", "rescale_0.5x")
 
 
-def verdict(p_fake: float | None, threshold: float, unsure_margin: float = 0.1) -> str:
-    """"fake" / "real", or "unsure" within ±``unsure_margin`` of the threshold; "error" without a score."""
-    if p_fake is None:
-        return "error"
-    if abs(p_fake - threshold) < unsure_margin:
-        return "unsure"
-    return "fake" if p_fake >= threshold else "real"
-
-
-def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequence[DetectionResult]) -> list[dict]:
-    """p_fake of each good input after each of ``ROBUSTNESS_CHECKS`` (JPEG q75, 0.5× downscale), and
-    whether the verdict flips."""
+def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequence[DetectionResult],
+               policy: VerdictPolicy | None = None) -> list[dict]:
+    """p_fake and verdict of each good input after each of ``ROBUSTNESS_CHECKS`` (JPEG q75, 0.5×
+    downscale), and whether its label flips side of ``policy``'s threshold (the detector's by default:
+    pass the one ``detect`` used)."""
+    policy = policy or detector.policy
     report: list[dict] = []
     variants: list[ImageInput] = []
     owners: list[tuple[int, str]] = []
@@ -42,12 +37,9 @@ def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequenc
         for name in ROBUSTNESS_CHECKS:
             variants.append(apply(image, name))
             owners.append((index, name))
-    for (index, name), perturbed in zip(owners, detector.detect(variants) if variants else []):
-        original = results[index]
-        report[index][name] = {
-            "p_fake": perturbed.p_fake,
-            "flips": perturbed.ok and (perturbed.p_fake >= detector.threshold) != (original.p_fake >= detector.threshold),
-        }
+    for (index, name), perturbed in zip(owners, detector.detect(variants, policy=policy) if variants else []):
+        report[index][name] = {"p_fake": perturbed.p_fake, "verdict": perturbed.verdict,
+                               "flips": policy.flips(results[index].p_fake, perturbed.p_fake)}
     return report
 
 
@@ -108,16 +100,16 @@ def sha256_of(item: ImageInput) -> str | None:
 
 def build_report(detector: Detector, items: Sequence[ImageInput], results: Sequence[DetectionResult],
                  names: Sequence[str] | None = None, robust: Sequence[dict] | None = None,
-                 unsure_margin: float = 0.1) -> dict:
-    """A JSON-ready report: model (name, weights hash, preprocessing), and per file its score, verdict,
+                 policy: VerdictPolicy | None = None) -> dict:
+    """A JSON-ready report: model (name, weights hash, preprocessing), the verdict policy ``detect`` used
+    (the detector's by default), and per file its score, label and verdict (as ``detect`` set them),
     timings, input hash and, when computed, the robustness readout."""
     files = []
     for i, (item, result) in enumerate(zip(items, results)):
         entry = result.to_dict()
         entry["file"] = names[i] if names else result.source
-        entry["verdict"] = verdict(result.p_fake, detector.threshold, unsure_margin)
         entry["sha256"] = sha256_of(item)
         if robust and robust[i]:
             entry["robustness"] = robust[i]
         files.append(entry)
-    return {"model": detector.describe(), "unsure_margin": unsure_margin, "files": files}
+    return {"model": detector.describe(), "policy": (policy or detector.policy).to_dict(), "files": files}

@@ -90,9 +90,9 @@ def _to_uint8_image(batch: torch.Tensor) -> np.ndarray:
 
 def _preview(image: Image.Image, size: int = PREVIEW_SIZE) -> np.ndarray:
     """The whole image, longest side at most ``size`` (for drawing the tile heat map on)."""
-    preview = image.copy()
-    preview.thumbnail((size, size), Image.BILINEAR)
-    return np.asarray(preview.convert("RGB"))
+    scale = min(1.0, size / max(image.size))
+    target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return np.asarray(image.resize(target, Image.BILINEAR, reducing_gap=3.0).convert("RGB"))  # no full-size copy
 
 
 def _file_digest(paths: Iterable[Path | None]) -> str:

@@ -93,8 +93,7 @@ def image_to_tiles(image: Image.Image, tile: int = 64, max_tiles: int = 16) -> t
     grid = tile_grid(image.width, image.height, tile, max_tiles)
     if grid.enlarged:
         image = image.resize((grid.width, grid.height), Image.BILINEAR)
-    pixels = TF.pil_to_tensor(image)
-    tiles = torch.stack([pixels[:, top:bottom, left:right] for left, top, right, bottom in grid.boxes])
+    tiles = torch.stack([TF.pil_to_tensor(image.crop(box)) for box in grid.boxes])  # no full-size copy
     return TF.to_dtype(tiles, torch.float32, scale=True) * 2.0 - 1.0, grid
 
 

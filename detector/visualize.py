@@ -2,8 +2,9 @@
 a matplotlib figure.
 
 Scales are fixed, not per image, so maps of different images compare honestly:
-ε is shown signed with ±``EPS_RANGE`` mapped to 0…255 (128 = zero); DIRE is shown multiplied by
-``DIRE_GAIN`` (its raw values are a few levels out of 255).
+ε is shown signed with ±``EPS_RANGE`` mapped to 0…255 (128 = zero); DIRE (|x − x̂| in 8-bit levels,
+mostly a few levels) is shown as its per-pixel mean over RGB on a colour scale from 0 to
+``DIRE_DISPLAY_MAX`` levels, so a reconstruction that differs more reads brighter, not noisier.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 EPS_RANGE = 3.0
-DIRE_GAIN = 8.0
+DIRE_DISPLAY_MAX = 40.0  # 8-bit levels of |x − x̂| at the top of the DIRE colour scale (≈ p99 on the bundled model)
+DIRE_CMAP = "inferno"
 HEATMAP_CMAP = "RdYlBu_r"  # p(fake) 0 → blue, 0.5 → pale yellow, 1 → red; the same fixed scale for every image
 
 
@@ -21,9 +23,13 @@ def eps_to_uint8(eps: np.ndarray, value_range: float = EPS_RANGE) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def dire_for_display(dire: np.ndarray, gain: float = DIRE_GAIN) -> np.ndarray:
-    """Raw uint8 DIRE (⌊127.5·|Δ|⌋) brightened by a fixed gain for viewing."""
-    return np.clip(np.asarray(dire, dtype=np.float32) * gain, 0, 255).astype(np.uint8)
+def dire_heat(dire: np.ndarray, vmax: float = DIRE_DISPLAY_MAX, cmap: str = DIRE_CMAP) -> np.ndarray:
+    """Raw uint8 DIRE (⌊127.5·|Δ|⌋ per channel) → H×W×3 uint8: its mean over RGB on a fixed colour
+    scale, 0 → black, ``vmax`` levels or more → the brightest colour."""
+    from matplotlib import colormaps
+
+    level = np.asarray(dire, dtype=np.float32).mean(axis=-1) / vmax
+    return np.rint(colormaps[cmap](np.clip(level, 0, 1))[..., :3] * 255).astype(np.uint8)
 
 
 def magnitude(map_rgb: np.ndarray) -> np.ndarray:
@@ -43,28 +49,42 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, vmax: 
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-def evidence_panels(result) -> list[tuple[str, np.ndarray]]:
-    """(title, uint8 image) pairs for a ``DetectionResult``: image, ε, and reconstruction/DIRE if present."""
-    panels = [("input (model crop)", result.image)]
+def evidence_panels(result) -> list[tuple[str, str, np.ndarray]]:
+    """(title, scale note, uint8 image) per panel of a ``DetectionResult``: the model's input, ε, and the
+    reconstruction and DIRE map when computed."""
+    size = f"{result.image.shape[1]}×{result.image.shape[0]} px"
+    how = "the tile with the highest p(fake)" if result.grid is not None else "the pixels as the model read them"
+    panels = [(f"input: {size}", how, result.image)]
     if result.eps is not None:
-        panels.append((f"ε at t=0 (±{EPS_RANGE:g})", eps_to_uint8(result.eps)))
+        panels.append(("ε at t = 0 (1 UNet call)", f"grey = 0, ±{EPS_RANGE:g} → black / white", eps_to_uint8(result.eps)))
     if result.reconstruction is not None:
-        panels.append(("DDIM reconstruction", result.reconstruction))
+        panels.append(("DDIM reconstruction x̂", "inversion + reconstruction: 40 calls", result.reconstruction))
     if result.dire is not None:
-        panels.append((f"DIRE ×{DIRE_GAIN:g}", dire_for_display(result.dire)))
+        panels.append(("DIRE |x − x̂|", f"RGB mean, 0 → {DIRE_DISPLAY_MAX:g}/255 ({DIRE_CMAP})", dire_heat(result.dire)))
     return panels
 
 
-def evidence_strip(result, scale: int = 3, gap: int = 6) -> np.ndarray:
-    """The evidence panels side by side as one uint8 RGB array (nearest-neighbour ×``scale``, white
-    gaps): cheap to build and to serve as PNG; panel order as in ``evidence_panels``."""
-    panels = [np.repeat(np.repeat(img, scale, axis=0), scale, axis=1) for _, img in evidence_panels(result)]
-    height = max(p.shape[0] for p in panels)
-    spacer = np.full((height, gap, 3), 255, np.uint8)
-    row = []
-    for i, panel in enumerate(panels):
-        row += ([spacer] if i else []) + [panel]
-    return np.concatenate(row, axis=1)
+def evidence_sheet(result, panel_px: int = 240, columns: int = 2) -> np.ndarray:
+    """The evidence panels as one labelled uint8 RGB sheet: each panel enlarged (nearest neighbour, so
+    pixels stay pixels) to ``panel_px``, its title above and its colour scale below, ``columns`` per
+    row. Cheap to build and to serve as PNG."""
+    from PIL import Image, ImageDraw
+
+    panels = evidence_panels(result)
+    columns = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // columns)
+    title_font, note_font = _font(14), _font(12)
+    pad, head, foot = 8, 22, 20
+    cell_w, cell_h = panel_px + 2 * pad, head + panel_px + foot + pad
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (title, note, pixels) in enumerate(panels):
+        row, col = divmod(index, columns)
+        x, y = col * cell_w + pad, row * cell_h
+        draw.text((x, y + 4), title, fill=(20, 20, 20), font=title_font)
+        sheet.paste(Image.fromarray(pixels).resize((panel_px, panel_px), Image.NEAREST), (x, y + head))
+        draw.text((x, y + head + panel_px + 3), note, fill=(90, 90, 90), font=note_font)
+    return np.asarray(sheet)
 
 
 def evidence_figure(result, dpi: int = 100, title: str | None = None):
@@ -72,16 +92,27 @@ def evidence_figure(result, dpi: int = 100, title: str | None = None):
     from matplotlib.figure import Figure
 
     panels = evidence_panels(result)
-    fig = Figure(figsize=(2.4 * len(panels), 2.8), dpi=dpi, layout="constrained")
-    for ax, (panel_title, img) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+    fig = Figure(figsize=(2.6 * len(panels), 3.0), dpi=dpi, layout="constrained")
+    for ax, (panel_title, note, img) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         ax.imshow(img, interpolation="nearest")
-        ax.set_title(panel_title, fontsize=9)
+        ax.set_title(f"{panel_title}\n{note}", fontsize=8)
         ax.axis("off")
     if title is None and result.ok:
-        title = f"{result.source}: {result.label} (p_fake = {result.p_fake:.3f})"
+        title = f"{result.source}: {result.verdict or result.label} (p_fake = {result.p_fake:.3f})"
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _font(size: int):
+    """DejaVu Sans (shipped with matplotlib: it has ε, ×, ±, …) at ``size`` px; Pillow's default otherwise."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=False), size)
+    except (OSError, ValueError):
+        return ImageFont.load_default(size=size)
 
 
 def _colour(value: float, cmap: str = HEATMAP_CMAP) -> tuple[int, int, int]:
@@ -102,7 +133,7 @@ def tile_heatmap(result, alpha: float = 0.55, legend: bool = True, threshold: fl
     p(fake) on a fixed 0…1 colour scale (blue = photo-like, red = generation traces), the pixels the
     model actually read drawn stronger and outlined, the tile shown as evidence outlined in black, and
     a legend strip below (the threshold marked). uint8 H×W×3; needs a tiled model's result."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     if result.grid is None or result.tile_p_fake is None or result.preview is None:
         raise ValueError("tile heat maps need a result from a tiled model (its card's preprocessing mode is 'tiles')")
@@ -127,14 +158,16 @@ def tile_heatmap(result, alpha: float = 0.55, legend: bool = True, threshold: fl
     image = Image.alpha_composite(base, overlay).convert("RGB")
     if not legend:
         return np.asarray(image)
-    font = ImageFont.load_default(size=12)
+    font = _font(12)
     bar_h, pad = 10, 6
     canvas = Image.new("RGB", (image.width, image.height + bar_h + 22 + pad), "white")
     canvas.paste(image, (0, 0))
     draw = ImageDraw.Draw(canvas)
     x0, x1, y0 = pad, image.width - pad, image.height + pad
-    for x in range(x0, x1):
-        draw.line((x, y0, x, y0 + bar_h), fill=_colour((x - x0) / max(1, x1 - x0 - 1)))
+    from matplotlib import colormaps
+
+    ramp = colormaps[HEATMAP_CMAP](np.linspace(0.0, 1.0, max(1, x1 - x0)))[None, :, :3] * 255.0  # one call, not one per x
+    canvas.paste(Image.fromarray(np.repeat(np.rint(ramp).astype(np.uint8), bar_h + 1, axis=0)), (x0, y0))
     if threshold is not None:
         tx = x0 + threshold * (x1 - x0)
         draw.line((tx, y0 - 2, tx, y0 + bar_h + 2), fill=(0, 0, 0), width=2)
