@@ -9,6 +9,10 @@ import argparse
 import json
 import os
 import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,9 +20,10 @@ import gradio as gr
 import numpy as np
 
 from detector import Detector, WeightsNotFoundError
-from detector.analysis import build_report, measure_costs, robustness, verdict
+from detector.analysis import build_report, measure_costs, robustness
 from detector.registry import OFFICIAL, official_files_present, resolve_weights
-from detector.visualize import evidence_strip
+from detector.verdict import VerdictPolicy
+from detector.visualize import evidence_sheet, tile_heatmap
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator elsewhere
     import spaces
@@ -33,8 +38,14 @@ except ImportError:  # pragma: no cover - depends on the host
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
 MAX_FILES = 16
-MAX_FILE_SIZE = "20mb"
-UNSURE_MARGIN = 0.1
+MAX_FILE_BYTES = 20_000_000  # per file: a larger one gets an error row, the others are still scored
+UPLOAD_LIMIT = "200mb"  # Gradio's hard cap per uploaded file, far above MAX_FILE_BYTES
+MAX_WAITING = 32
+LIGHT_MAX_FILES = 4  # a request with more files, DIRE or robustness takes the heavy lane
+HEAVY_LANE = threading.Lock()  # one heavy request at a time ...
+LIGHT_LANE = threading.Lock()  # ... beside one light one, so a single image never waits for a DIRE batch
+REPORT_DIR = Path(tempfile.gettempdir()) / "distildire-reports"
+REPORT_TTL_S = 900
 MODEL_LABELS = {
     "bundled": "DistilDIRE — bundled (1 UNet call)",
     "bundled-fast": "Image-only fast tier — bundled (0 UNet calls)",
@@ -60,90 +71,156 @@ def get_detector(name: str) -> Detector:
         raise gr.Error(f"Model '{name}' cannot be loaded: {exc}", print_exception=False) from None
 
 
-def _score_plot(rows: list[dict], threshold: float, card: dict, model: str):
-    """This batch's scores against the threshold, over the model card's reference histograms."""
+def _short(name: str, width: int = 26) -> str:
+    """A file name shortened in the middle, so the distinguishing end survives."""
+    return name if len(name) <= width else f"{name[: width // 2 - 1]}…{name[-(width // 2):]}"
+
+
+def _score_plot(rows: list[dict], policy: VerdictPolicy, card: dict, model: str):
+    """This batch's scores against the threshold, over the model card's reference histograms. Transparent
+    background and mid-grey text, so it reads in light and dark mode alike."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 2.6), dpi=80, layout="constrained")
+    ink = "#7a7a7a"
+    fig = Figure(figsize=(5.6, 3.0), dpi=100, layout="constrained")  # small enough to stay legible on a phone
+    fig.patch.set_alpha(0.0)
     ax = fig.subplots()
+    ax.set_facecolor("none")
     reference = card.get("reference_histograms", {})
     key = {"bundled": "distildire", "bundled-fast": "image-only"}.get(model)
     if key in reference:
         edges = np.array(reference["edges"])
         centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-        colours = {"real": "#4c9f70", "sample": "#d1495b", "regen": "#edae49"}
+        colours = {"real": "#4c9f70", "fake": "#d1495b"}
+        names = {"real": "photos", "fake": "generated"}
         for kind, counts in reference[key].items():
             counts = np.array(counts, dtype=float)
             if counts.sum():
-                ax.bar(centres, counts / counts.sum(), width=width, alpha=0.35, color=colours.get(kind),
-                       label=f"reference {kind} (test split)")
-    ax.axvspan(threshold - UNSURE_MARGIN, threshold + UNSURE_MARGIN, color="grey", alpha=0.12, label="unsure band")
-    ax.axvline(threshold, color="black", lw=1.2, label=f"threshold {threshold:.2f}")
+                ax.bar(centres, counts / counts.sum(), width=width, alpha=0.4, color=colours.get(kind),
+                       label=f"{names.get(kind, kind)} (validation)")
+    threshold, margin = policy.threshold, policy.unsure_margin
+    ax.axvspan(threshold - margin, threshold + margin, color="grey", alpha=0.15, label="unsure band")
+    ax.axvline(threshold, color=ink, lw=1.5, label=f"threshold {threshold:.2f}")
     scored = [r for r in rows if r["p_fake"] is not None]
     top = ax.get_ylim()[1] if reference.get(key) else 1.0
     for i, r in enumerate(scored):
-        ax.plot(r["p_fake"], top * (0.9 - 0.8 * i / max(1, len(scored))), "v", color="#222", ms=8)
-        ax.annotate(Path(r["file"]).name[:18], (r["p_fake"], top * (0.9 - 0.8 * i / max(1, len(scored)))),
-                    fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ax.set(xlim=(0, 1), xlabel="p(fake)", yticks=[], title="Scores of this batch")
-    ax.legend(fontsize=7, loc="upper center", ncols=3, bbox_to_anchor=(0.5, -0.28), frameon=False)
+        y = top * (0.92 - 0.8 * i / max(1, len(scored)))
+        ax.plot(r["p_fake"], y, "v", color="#1f6fd1", ms=8)
+        ax.annotate(_short(Path(r["file"]).name), (r["p_fake"], y), fontsize=10, color=ink, xytext=(5, 2),
+                    textcoords="offset points", ha="right" if r["p_fake"] > 0.7 else "left")
+    ax.set_xlim(0, 1)
+    ax.set_yticks([])
+    ax.set_xlabel("p(fake)", color=ink, fontsize=11)
+    ax.set_title("Scores of this batch", color=ink, fontsize=12)
+    ax.tick_params(colors=ink, labelsize=10)
+    for spine in ax.spines.values():
+        spine.set_color(ink)
+    legend = fig.legend(fontsize=10, loc="outside lower center", ncols=2, frameon=False)
+    for text in legend.get_texts():
+        text.set_color(ink)
     return fig
 
 
-def _collect(files, single) -> list[tuple[str, str]]:
-    paths = [str(f) for f in (files or [])]
-    if single:
-        paths.append(str(single))
-    return [(p, Path(p).name) for p in paths]
+def _paths(images) -> list[str]:
+    """The upload area's value (a gallery: ``[(path, caption), …]``), or plain paths from the API."""
+    out = []
+    for item in images or []:
+        path = item[0] if isinstance(item, (list, tuple)) else item.get("image", item) if isinstance(item, dict) else item
+        out.append(str(path.get("path") if isinstance(path, dict) else path))
+    return out
+
+
+def _prune_reports(max_age_s: float = REPORT_TTL_S) -> None:
+    """Delete this server's report files older than ``max_age_s`` (Gradio serves its own copy)."""
+    now = time.time()
+    for old in REPORT_DIR.glob("report-*.json"):
+        try:
+            if now - old.stat().st_mtime > max_age_s:
+                old.unlink()
+        except OSError:  # another request removed it first
+            pass
+
+
+def _write_report(report: dict) -> str:
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    _prune_reports()
+    path = REPORT_DIR / f"report-{uuid.uuid4().hex[:12]}.json"
+    path.write_text(json.dumps(report, indent=2))
+    return str(path)
+
+
+@contextmanager
+def _lane(heavy: bool, progress):
+    """Run in the heavy or the light lane (each one request at a time), saying so while waiting."""
+    lane = HEAVY_LANE if heavy else LIGHT_LANE
+    if not lane.acquire(blocking=False):
+        progress(0.0, desc="waiting for the request ahead of this one" + (" (DIRE / robustness / many files)" if heavy else ""))
+        lane.acquire()
+    try:
+        yield
+    finally:
+        lane.release()
 
 
 @gpu(duration=60)
-def detect(files, single, model: str, threshold: float, with_dire: bool, with_robustness: bool,
-           progress=gr.Progress()):
+def detect(images, model: str, threshold: float, with_dire: bool, with_robustness: bool, progress=gr.Progress()):
     """Classify the uploaded images. Returns the results table, the evidence gallery, the score plot,
-    the JSON report file and the report itself."""
-    items = _collect(files, single)
-    if not items:
-        raise gr.Error("Add at least one image (drop files, or use the single-image pane).", print_exception=False)
-    if len(items) > MAX_FILES:
-        raise gr.Error(f"At most {MAX_FILES} images per request ({len(items)} given).", print_exception=False)
-    progress(0.05, desc="loading model")
+    the JSON report file and the report itself. A bad or oversized file gets an error row of its own."""
+    paths = _paths(images)
+    if not paths:
+        raise gr.Error("Add at least one image: drop files, browse, or paste one.", print_exception=False)
+    if len(paths) > MAX_FILES:
+        raise gr.Error(f"At most {MAX_FILES} images per request ({len(paths)} given).", print_exception=False)
+    with _lane(bool(with_dire or with_robustness) or len(paths) > LIGHT_MAX_FILES, progress):
+        return _detect(paths, model, threshold, with_dire, with_robustness, progress)
+
+
+def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, with_robustness: bool, progress):
+    progress(0.02, desc="loading model")
     detector = get_detector(model)
-    paths = [p for p, _ in items]
-    names = [n for _, n in items]
-    progress(0.2, desc="DDIM inversion + reconstruction (40 UNet calls per image)" if with_dire else "scoring")
-    results = detector.detect(paths, with_dire=with_dire and detector.unet is not None)
+    names = [Path(p).name for p in paths]
+    policy = detector.policy.with_threshold(threshold)  # the slider's threshold decides every verdict below
+    dire = bool(with_dire) and detector.unet is not None
+    if with_dire and not dire:
+        gr.Warning("This model reads no diffusion UNet, so it has no DIRE map; showing its input only.")
+    options = {"policy": policy, "max_file_bytes": MAX_FILE_BYTES}
+    if dire:  # 40 UNet calls per image: one image at a time, so progress and the estimate move
+        results, started = [], time.perf_counter()
+        for i, path in enumerate(paths):
+            left = "" if not i else f", about {(time.perf_counter() - started) / i * (len(paths) - i):.0f} s left"
+            progress(0.05 + 0.8 * i / len(paths), desc=f"DIRE (40 UNet calls) for image {i + 1} of {len(paths)}{left}")
+            results += detector.detect([path], with_dire=True, **options)
+    else:
+        progress(0.1, desc="scoring")
+        results = detector.detect(paths, **options)
     for name, result in zip(names, results):
         result.source = name  # never echo the server's temporary paths
     robust = None
     if with_robustness:
-        progress(0.7, desc="robustness re-checks")
-        robust = robustness(detector, paths, results)
-    report = build_report(detector, paths, results, names, robust, UNSURE_MARGIN)
-    for entry in report["files"]:  # the slider's threshold, not the card's, decides here
-        entry["verdict"] = verdict(entry["p_fake"], threshold, UNSURE_MARGIN)
-    report["threshold_used"] = threshold
+        progress(0.85, desc="robustness re-checks")
+        robust = robustness(detector, paths, results, policy)
+    report = build_report(detector, paths, results, names, robust, policy)
 
     table = []
     for entry in report["files"]:
-        flips = ""
+        notes = [entry["error"] or entry.get("warning") or ""]
         if entry.get("robustness"):
             flipped = [k for k, v in entry["robustness"].items() if v["flips"]]
-            flips = "verdict flips: " + ", ".join(flipped) if flipped else "stable"
+            notes.append("verdict flips: " + ", ".join(flipped) if flipped else "stable")
         table.append([entry["file"], entry["verdict"].upper(),
-                      None if entry["p_fake"] is None else round(entry["p_fake"], 4),
-                      entry["unet_calls"], round(entry["timings_ms"].get("total", 0), 1) if entry["p_fake"] is not None else None,
-                      entry["error"] or flips])
+                      None if entry["p_fake"] is None else round(entry["p_fake"], 4), entry["unet_calls"],
+                      round(entry["timings_ms"].get("total", 0), 1) if entry["p_fake"] is not None else None,
+                      "; ".join(n for n in notes if n)])
     gallery = []
     for name, result in zip(names, results):
         if result.ok:
-            label = f"{name}: {verdict(result.p_fake, threshold, UNSURE_MARGIN)} (p_fake = {result.p_fake:.3f})"
-            gallery.append((evidence_strip(result), label))
-    plot = _score_plot(report["files"], threshold, detector.card, model)
-    report_path = Path(tempfile.mkdtemp(prefix="distildire-")) / "distildire_report.json"
-    report_path.write_text(json.dumps(report, indent=2))
+            label = f"{name}: {result.verdict.upper()} (p_fake = {result.p_fake:.3f})"
+            if result.grid is not None:  # where in the image the model sees generation traces
+                gallery.append((tile_heatmap(result, threshold=threshold), f"{label} — p(fake) per tile"))
+            gallery.append((evidence_sheet(result), f"{label} — what the model read"))
+    plot = _score_plot(report["files"], policy, detector.card, model)
     progress(1.0)
-    return table, gallery, plot, str(report_path), report
+    return table, gallery, plot, _write_report(report), report
 
 
 def cost_panel(model: str) -> str:
@@ -156,27 +233,42 @@ def cost_panel(model: str) -> str:
     return "\n".join(lines)
 
 
+def card_threshold(model: str) -> float:
+    """The threshold the model card sets (chosen on validation); 0.5 when it cannot be read. Official
+    presets are not resolved here (that could start a download inside a UI callback)."""
+    if model in OFFICIAL:
+        return 0.5
+    try:
+        return round(resolve_weights(model).threshold, 2)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError):
+        return 0.5
+
+
 def card_markdown(model: str) -> str:
     spec = resolve_weights(model)
     card = spec.card
     out = [f"### {MODEL_LABELS.get(model, model)}", card.get("description", ""), "",
            f"**Licence:** {spec.license}", ""]
-    metrics = card.get("metrics", {}).get("models", {})
+    metrics = card.get("metrics", {})
     if metrics:
-        out += ["**Test-split metrics** (photos never seen in training; fakes from the bundled diffusion model):", "",
-                "| model | UNet calls | AP | ACC | FPR | AP after JPEG q75 | AP after 0.5× resize | ECE |",
+        out += ["**Out-of-fold metrics** (each image scored by a model that never saw its generator family or "
+                "photo source; threshold and calibration chosen the same way):", "",
+                "| model | ROC-AUC | AP | TPR | FPR | AUC after JPEG q75 | photos flagged after blur / median / denoise / 0.5× | ECE |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, m in metrics.items():
-            clean = m["clean"]
-            jpeg = m.get("jpeg75", {}).get("ap")
-            resize = m.get("resize0.5", {}).get("ap")
-            out.append(f"| {name} | {m.get('unet_calls')} | {clean['ap']:.3f} | {clean['acc']:.3f} | {clean['fpr']:.3f} | "
-                       f"{'—' if jpeg is None else f'{jpeg:.3f}'} | {'—' if resize is None else f'{resize:.3f}'} | {clean['ece']:.3f} |")
+            clean, cond = m["clean"], m.get("conditions", {})
+            smoothed = " / ".join(f"{cond[k]['fpr']:.2f}" for k in ("blur_1.0", "median_3", "denoise", "rescale_0.5x") if k in cond)
+            jpeg = cond.get("jpeg_q75", {}).get("auc")
+            out.append(f"| {name} | {clean.get('auc', float('nan')):.3f} | {clean.get('ap', float('nan')):.3f} | "
+                       f"{clean['tpr']:.2f} | {clean['fpr']:.2f} | {'—' if jpeg is None else f'{jpeg:.3f}'} | "
+                       f"{smoothed or '—'} | {clean['ece']:.3f} |")
     if card.get("limits"):
         out += ["", "**What it can and cannot detect:**", ""] + [f"- {line}" for line in card["limits"]]
     data = card.get("data")
-    if data:
-        out += ["", f"**Data:** {json.dumps(data.get('photos_per_split'))} photos per split; {data.get('fakes', '')}"]
+    if data and "images" in data:
+        families = ", ".join(f"{k} ({v})" for k, v in data.get("generator_families", {}).items())
+        out += ["", f"**Data:** {data['images']['generated']} generated images and {data['images']['photos']} photos. "
+                f"Generator families: {families}."]
     out += ["", "**Official weights:** put `imagenet-distil-dire-11e.pth` (or `celebahq-distil-dire-34e.pth`, from "
             "huggingface.co/yevvonlim/distildire) and `256x256_diffusion_uncond.pt` (openai/guided-diffusion) in "
             "`~/.cache/distildire/`, or run online, then choose the official model here or use "
@@ -184,72 +276,110 @@ def card_markdown(model: str) -> str:
     return "\n".join(out)
 
 
-def example_rows() -> tuple[list[list], list[str]]:
+def example_items() -> list[tuple[str, str]]:
+    """(path, caption) of the shipped examples; the caption states the true label and its source."""
     manifest = EXAMPLES / "manifest.json"
     if not manifest.is_file():
-        return [], []
-    entries = json.loads(manifest.read_text())
-    return [[str(EXAMPLES / e["file"])] for e in entries], [f"{e['label']}: {e['kind']}" for e in entries]
+        return []
+    entries = json.loads(manifest.read_text())["files"]
+    return [(str(EXAMPLES / e["file"]), f"{e['label']}: {'photo' if e['label'] == 'real' else e['generator']}")
+            for e in entries]
+
+
+def pick_example(evt: gr.SelectData) -> list[tuple[str, None]]:
+    """The clicked example thumbnail, as the upload area's value."""
+    items = example_items()
+    return [(items[evt.index][0], None)]
 
 
 CSS = """
-#verdicts table td:nth-child(2) { font-weight: 600; }
-.small-note { font-size: 0.85em; opacity: 0.8; }
+#verdicts td, #verdicts th, #verdicts th * { white-space: nowrap; }
+#verdicts td:nth-child(1) { white-space: normal; overflow-wrap: anywhere; min-width: 8em; max-width: 16em; }
+#verdicts td:nth-child(6) { white-space: normal; min-width: 14em; }
+#verdicts td:nth-child(2) { font-weight: 700; }
+.small-note { font-size: 0.9em; opacity: 0.85; }
 """
+
+HOW_TO_READ = (
+    "**How to read the evidence.** The first picture (tiled models) is your image under the score of each "
+    "tile the model read: blue = photo-like, red = generation traces, on a fixed 0–1 scale; the black box "
+    "marks the tile shown next. The second picture is what the model read for that tile: its pixels, and "
+    "the noise **ε** a diffusion UNet predicts for them at t = 0 (grey = 0). With *teacher DIRE* ticked it "
+    "adds the DDIM reconstruction and the DIRE map |x − x̂| (brighter = the diffusion model reconstructs "
+    "that place less well). Scores within ±0.1 of the threshold, and images far smaller than the model's "
+    "input, are reported as **unsure**."
+)
 
 
 def build_demo(default_model: str = "bundled") -> gr.Blocks:
     choices = model_choices(default_model)
+    examples = example_items()
     with gr.Blocks(title="DistilDIRE detector", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# DistilDIRE — was this image made by a diffusion model?\n"
-            "Drop images to get **p(fake)** and a verdict per image. DistilDIRE reads the noise **ε** a diffusion "
-            "UNet predicts for the image at t = 0 (**one** UNet call) instead of DIRE's 40-call reconstruction; "
-            "tick *teacher DIRE* to see that reconstruction too. Scores near the threshold are reported as "
-            "**unsure**. The bundled model knows only its own small diffusion model (see *Model card*)."
+            "Drop, browse or paste images, or click an example, then **Analyze**: you get **p(fake)**, a verdict "
+            "and the evidence per image. DistilDIRE reads the noise **ε** a diffusion UNet predicts for the "
+            "image (one UNet call per tile) instead of DIRE's 40-call reconstruction. What the bundled model "
+            "was trained on, and how well it transfers to generators it never saw, is in *Model card*."
         )
         with gr.Tab("Detect"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    files = gr.File(label=f"Images (drag and drop up to {MAX_FILES}, ≤ {MAX_FILE_SIZE} each)",
-                                    file_count="multiple", file_types=["image"], elem_id="batch-files")
-                    single = gr.Image(label="…or one image (upload / paste)", type="filepath", image_mode=None,
-                                      sources=["upload", "clipboard"], height=180, elem_id="single-image")
-                with gr.Column(scale=2):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=300):
+                    images = gr.Gallery(label=f"Images: drop, browse or paste (up to {MAX_FILES}, "
+                                              f"≤ {MAX_FILE_BYTES // 1_000_000} MB each)",
+                                        type="filepath", interactive=True, sources=["upload", "clipboard"],
+                                        columns=4, height=240, object_fit="cover", elem_id="images")
+                    if examples:
+                        example_gallery = gr.Gallery(value=examples, label="Examples: click one to try it "
+                                                     "(caption = true label)", columns=6, height=200,
+                                                     allow_preview=False, object_fit="cover", interactive=False,
+                                                     elem_id="examples")
+                with gr.Column(scale=2, min_width=260):
                     model = gr.Dropdown(choices=choices, value=default_model, label="Model", elem_id="model")
-                    threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.01, label="Threshold on p(fake)")
+                    threshold = gr.Slider(0.01, 0.99, value=card_threshold(default_model), step=0.01,
+                                          label="Threshold on p(fake) (default: the model card's)", elem_id="threshold")
                     with_dire = gr.Checkbox(label="Show teacher DIRE map (40 more UNet calls per image: slower)")
                     with_robustness = gr.Checkbox(label="Robustness check (re-score after JPEG q75 and 0.5× resize)")
-                    run = gr.Button("Analyze", variant="primary", elem_id="analyze")
-            table = gr.Dataframe(headers=["file", "verdict", "p_fake", "UNet calls", "ms", "notes"],
-                                 datatype=["str", "str", "number", "number", "number", "str"], interactive=False,
-                                 label="Results", elem_id="verdicts", wrap=True,
-                                 column_widths=["30%", "10%", "10%", "10%", "8%", "32%"])
-            gallery = gr.Gallery(label="Evidence per image: model input | ε at t=0 (±3 → 0…255) | DDIM reconstruction | "
-                                       "DIRE ×8 (last two with 'teacher DIRE')",
-                                 columns=4, format="png", height=380, preview=True, object_fit="contain", elem_id="evidence")
-            plot = gr.Plot(label="Scores vs threshold", format="png")
-            with gr.Row():
-                report_file = gr.File(label="JSON report", elem_id="report-file")
-                report_json = gr.JSON(label="Report", open=False)
-            rows, labels = example_rows()
-            if rows:
-                gr.Examples(rows, inputs=[single], example_labels=labels, label="Examples (true label: source)",
-                            examples_per_page=12)
-            run.click(detect, [files, single, model, threshold, with_dire, with_robustness],
-                      [table, gallery, plot, report_file, report_json], api_name="detect", concurrency_id="model",
-                      concurrency_limit=1)
+                    with gr.Row():
+                        run = gr.Button("Analyze", variant="primary", elem_id="analyze")
+                        stop = gr.Button("Cancel", variant="secondary", elem_id="cancel")
+            with gr.Column(visible=False) as results_panel:
+                table = gr.Dataframe(headers=["file", "verdict", "p_fake", "UNet calls", "ms", "notes"],
+                                     datatype=["str", "str", "number", "number", "number", "str"], interactive=False,
+                                     label="Results", elem_id="verdicts", wrap=True, max_height=420)
+                gallery = gr.Gallery(label="Evidence per image (thumbnails below switch between images)", preview=True,
+                                     selected_index=0, columns=6, format="png", height=560, object_fit="contain",
+                                     buttons=["download", "fullscreen"], elem_id="evidence")
+                gr.Markdown(HOW_TO_READ, elem_classes="small-note")
+                plot = gr.Plot(label="Scores vs threshold", format="png", elem_id="scores")
+                with gr.Row():
+                    report_file = gr.File(label="JSON report (download)", elem_id="report-file")
+                    report_json = gr.JSON(label="Report", open=False)
+            inputs = [images, model, threshold, with_dire, with_robustness]
+            outputs = [table, gallery, plot, report_file, report_json]
+            show = {"fn": lambda: gr.Column(visible=True), "outputs": [results_panel], "queue": False,
+                    "api_visibility": "private"}
+            run.click(**show)
+            run_event = run.click(detect, inputs, outputs, api_name="detect", concurrency_limit=MAX_WAITING,
+                                  concurrency_id="detect")  # the lanes inside detect order the work
+            cancels = [run_event]
+            if examples:
+                picked = example_gallery.select(pick_example, None, [images], api_visibility="private", queue=False)
+                picked.then(**show)
+                cancels.append(picked.then(detect, inputs, outputs, api_visibility="private", concurrency_id="detect"))
+            stop.click(None, None, None, cancels=cancels, api_visibility="private")
         with gr.Tab("Cost"):
             gr.Markdown("DIRE needs a DDIM inversion and reconstruction (2 × 20 UNet calls) per image; DistilDIRE "
-                        "one call; the image-only student none.")
+                        "one call (per tile); the image-only student none.")
             cost = gr.Markdown(elem_id="cost")
             measure = gr.Button("Measure on this server")
-            measure.click(cost_panel, [model], [cost], api_name="cost", concurrency_id="model")
+            measure.click(cost_panel, [model], [cost], api_name="cost")
         with gr.Tab("Model card"):
             card = gr.Markdown(elem_id="card")
             model.change(card_markdown, [model], [card], api_name="card")
+            model.change(card_threshold, [model], [threshold], api_visibility="private")
             demo.load(card_markdown, [model], [card], api_visibility="private")
-    demo.queue(max_size=32, default_concurrency_limit=1)
+    demo.queue(max_size=MAX_WAITING, default_concurrency_limit=1)
     return demo
 
 
@@ -259,7 +389,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--weights", default="bundled", help="registry name or weights folder for the default model")
     args = parser.parse_args()
-    build_demo(args.weights).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE,
+    build_demo(args.weights).launch(server_name=args.host, server_port=args.port, max_file_size=UPLOAD_LIMIT,
                                     css=CSS, footer_links=["api", "gradio"])
 
 

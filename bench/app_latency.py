@@ -1,15 +1,19 @@
 """Upload → verdict latency of the web demo, measured like a user's client sees it.
 
-Starts ``python app.py`` on a free localhost port, calls ``/detect`` through gradio_client for one
-image and for a batch of 8 (repeated), and prints p50/p95 in ms and the server's peak RSS. Not a test.
+Starts ``python app.py`` on a free localhost port and, through gradio_client: one image and a batch of
+8 (repeated; p50/p95 in ms); a burst of ``--users`` clients sending one image each at once (failures,
+p50/p95, and the burst's wall time against the single-request median); one 8000×8000 JPEG (the
+server's peak RSS above its idle RSS, sampled every 20 ms). Not a test.
 
-    python bench/app_latency.py [--weights bundled] [--repeats 20]
+    python bench/app_latency.py [--weights bundled] [--repeats 20] [--users 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import socket
 import statistics
 import subprocess
@@ -47,18 +51,45 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+def _payload(paths: list[str]) -> list[dict]:
+    from gradio_client import handle_file
+
+    return [{"image": handle_file(p), "caption": None} for p in paths]
+
+
+class PeakRSS:
+    """The process's peak resident memory while the block runs, sampled every 20 ms."""
+
+    def __init__(self, process: psutil.Process):
+        self.process, self.peak, self._stop = process, 0, threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="bundled")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--users", type=int, default=20)
     args = parser.parse_args()
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MPLBACKEND": "Agg"}
     server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", args.weights], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(240):
@@ -70,22 +101,57 @@ def main() -> None:
         else:
             raise SystemExit("the app did not start")
         process = psutil.Process(server.pid)
+
+        def call(c: Client, paths: list[str]) -> list:
+            table, *_ = c.predict(_payload(paths), args.weights, 0.5, False, False, api_name="/detect")
+            assert len(table["data"]) == len(paths)
+            return table["data"]
+
         with tempfile.TemporaryDirectory() as tmp:
             images = make_images(Path(tmp), 8)
             print(f"app: {args.weights}; {os.cpu_count()} CPUs; images 640x480 JPEG; {args.repeats} requests each")
+            medians = {}
             for label, batch in (("1 image", images[:1]), ("8 images", images)):
-                files = [handle_file(p) for p in batch]
-                client.predict(files, None, args.weights, 0.5, False, False, api_name="/detect")  # warm-up
+                call(client, batch)  # warm-up
                 samples = []
                 for _ in range(args.repeats):
                     start = time.perf_counter()
-                    table, *_ = client.predict(files, None, args.weights, 0.5, False, False, api_name="/detect")
+                    call(client, batch)
                     samples.append((time.perf_counter() - start) * 1e3)
-                    peak = max(peak, process.memory_info().rss)
-                    assert len(table["data"]) == len(batch)
-                print(f"{label:>9}: p50 {statistics.median(samples):7.1f} ms   p95 {percentile(samples, 95):7.1f} ms   "
-                      f"({statistics.median(samples) / len(batch):.1f} ms/image at p50)")
-        print(f"server peak RSS (sampled after each request): {peak / 2**20:.0f} MiB")
+                medians[label] = statistics.median(samples)
+                print(f"{label:>9}: p50 {medians[label]:7.1f} ms   p95 {percentile(samples, 95):7.1f} ms   "
+                      f"({medians[label] / len(batch):.1f} ms/image at p50)")
+
+            clients = [Client(url, verbose=False) for _ in range(args.users)]
+            def one_user(c: Client) -> float | None:
+                start = time.perf_counter()
+                try:
+                    call(c, images[:1])
+                except Exception:
+                    return None
+                return (time.perf_counter() - start) * 1e3
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.users) as pool:
+                latencies = list(pool.map(one_user, clients))
+            burst = (time.perf_counter() - start) * 1e3
+            ok = [v for v in latencies if v is not None]
+            print(f"{args.users} users at once, 1 image each: {args.users - len(ok)} failures; p50 "
+                  f"{statistics.median(ok):.0f} ms, p95 {percentile(ok, 95):.0f} ms; burst done in {burst:.0f} ms = "
+                  f"{burst / medians['1 image']:.1f}x the single-request median")
+            for c in clients:
+                c.close()
+
+            huge = Path(tmp) / "huge_8000x8000.jpg"
+            small = Image.open(images[0]).resize((8000, 8000), Image.BILINEAR)
+            small.save(huge, quality=70)
+            del small
+            idle = process.memory_info().rss
+            with PeakRSS(process) as rss:
+                start = time.perf_counter()
+                call(client, [str(huge)])
+                took = time.perf_counter() - start
+            print(f"one 8000x8000 JPEG ({huge.stat().st_size / 1e6:.1f} MB): {took:.2f} s; server RSS {idle / 2**30:.2f} GiB "
+                  f"idle, peak {rss.peak / 2**30:.2f} GiB (+{(rss.peak - idle) / 2**30:.2f} GiB)")
         client.close()
     finally:
         server.terminate()

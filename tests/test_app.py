@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import app  # noqa: E402
 import gradio as gr  # noqa: E402
 from conftest import encode, make_photo  # noqa: E402
+
+import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "detector" / "weights" / "card.json"
@@ -39,35 +41,90 @@ def inputs(tmp_path) -> dict[str, str]:
 # ------------------------------------------------------------------------ 1. plain functions
 def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inputs):
     table, gallery, plot, report_path, report = app.detect(
-        [inputs["good"], inputs["corrupt"]], inputs["second"], str(tiny_weights), 0.5, False, True, progress=_quiet)
+        [(inputs["good"], None), (inputs["corrupt"], None), (inputs["second"], None)], str(tiny_weights), 0.5, False,
+        True, progress=_quiet)
     assert [row[0] for row in table] == ["photo.png", "corrupt.png", "second.jpg"]
     assert table[1][1] == "ERROR" and ("damaged" in table[1][5] or "not an image" in table[1][5])
     for row in (table[0], table[2]):
         assert row[1] in ("FAKE", "REAL", "UNSURE") and 0 <= row[2] <= 1 and row[3] == 1
-        assert row[5] in ("stable",) or row[5].startswith("verdict flips")
+        assert row[5] == "stable" or row[5].startswith("verdict flips")
     assert len(gallery) == 2 and gallery[0][0].dtype.name == "uint8"
     saved = json.loads(Path(report_path).read_text())
-    assert saved == report and saved["threshold_used"] == 0.5 and len(saved["files"]) == 3
+    assert saved == report and saved["policy"]["threshold"] == 0.5 and len(saved["files"]) == 3
     assert "robustness" in saved["files"][0]
+
+
+def test_oversized_file_is_refused_alone(tiny_weights, inputs, monkeypatch):
+    big, small = sorted([inputs["good"], inputs["second"]], key=os.path.getsize, reverse=True)
+    monkeypatch.setattr(app, "MAX_FILE_BYTES", os.path.getsize(small))
+    table, *_ = app.detect([big, small], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    assert table[0][1] == "ERROR" and "per file" in table[0][5]
+    assert table[1][1] in ("FAKE", "REAL", "UNSURE") and table[1][2] is not None
+
+
+def test_tiny_image_is_unsure_with_a_note(tiny_weights, tmp_path):
+    tiny = tmp_path / "dot.png"
+    tiny.write_bytes(encode(make_photo(1, 1)))
+    table, *_ = app.detect([str(tiny)], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    assert table[0][1] == "UNSURE" and "1×1 px" in table[0][5] and "unreliable" in table[0][5]
+
+
+def test_requests_leave_no_temp_folders(tiny_weights, inputs, monkeypatch, tmp_path):
+    monkeypatch.setattr(app, "REPORT_DIR", tmp_path / "reports")
+    before = {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")}
+    first = Path(app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
+    os.utime(first, (0, 0))  # an hour-old report is pruned by the next request
+    second = Path(app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
+    assert not first.exists() and second.exists() and list((tmp_path / "reports").iterdir()) == [second]
+    assert {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")} - before <= {"distildire-reports"}
+
+
+def test_a_single_image_does_not_wait_for_a_heavy_request(tiny_weights, inputs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.get_detector(str(tiny_weights))
+    with ThreadPoolExecutor(2) as pool:
+        with app.HEAVY_LANE:  # a DIRE / robustness / many-file request is running
+            light = pool.submit(app.detect, [inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
+            heavy = pool.submit(app.detect, [inputs["good"]], str(tiny_weights), 0.5, False, True, progress=_quiet)
+            assert light.result(timeout=60)[0][0][1] in ("FAKE", "REAL", "UNSURE")
+            assert not heavy.done()  # queued behind the running heavy request
+        assert heavy.result(timeout=60)[0][0][5] in ("stable",) or "flips" in heavy.result()[0][0][5]
 
 
 def test_whole_request_problems_raise_gr_error(tiny_weights):
     with pytest.raises(gr.Error, match="at least one image"):
-        app.detect(None, None, str(tiny_weights), 0.5, False, False, progress=_quiet)
+        app.detect(None, str(tiny_weights), 0.5, False, False, progress=_quiet)
     with pytest.raises(gr.Error, match="cannot be loaded"):
         app.get_detector("no-such-model")
 
 
 def test_threshold_slider_decides_the_verdict(tiny_weights, inputs):
-    low = app.detect([inputs["good"]], None, str(tiny_weights), 0.05, False, False, progress=_quiet)[0]
-    high = app.detect([inputs["good"]], None, str(tiny_weights), 0.95, False, False, progress=_quiet)[0]
+    low = app.detect([inputs["good"]], str(tiny_weights), 0.05, False, False, progress=_quiet)[0]
+    high = app.detect([inputs["good"]], str(tiny_weights), 0.95, False, False, progress=_quiet)[0]
     p = low[0][2]
     assert low[0][1] == ("FAKE" if p >= 0.15 else "UNSURE") and high[0][1] == ("REAL" if p < 0.85 else "UNSURE")
 
 
+@pytest.mark.parametrize("threshold", [0.3, 0.8])
+def test_one_threshold_across_table_report_and_robustness(tiny_weights, inputs, threshold):
+    table, _, _, _, report = app.detect([inputs["good"], inputs["second"]], str(tiny_weights), threshold,
+                                        False, True, progress=_quiet)
+    assert report["policy"]["threshold"] == threshold
+    for row, entry in zip(table, report["files"]):
+        side = "fake" if entry["p_fake"] >= threshold else "real"
+        assert entry["label"] == side and row[1] == entry["verdict"].upper() and entry["verdict"] in (side, "unsure")
+        flipped = [name for name, check in entry["robustness"].items()
+                   if (check["p_fake"] >= threshold) != (entry["p_fake"] >= threshold)]
+        assert [n for n, c in entry["robustness"].items() if c["flips"]] == flipped
+        assert row[5] == ("verdict flips: " + ", ".join(flipped) if flipped else "stable")
+
+
 def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
-    table, gallery, *_ = app.detect([inputs["good"]], None, str(tiny_weights), 0.5, True, False, progress=_quiet)
+    table, gallery, *_ = app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
     assert table[0][3] == 41
+    sheet = gallery[-1][0]  # input | ε on the first row, reconstruction | DIRE on the second
+    assert sheet.dtype.name == "uint8" and sheet.shape[0] > sheet.shape[1] * 0.9
     assert "| 40 |" in app.cost_panel(str(tiny_weights)) and "| 1 |" in app.cost_panel(str(tiny_weights))
 
 
@@ -92,7 +149,7 @@ def test_no_ml_in_the_ui_module():
 def test_in_process_call(tiny_weights, inputs):
     demo = app.build_demo(str(tiny_weights))
     table, gallery, plot, report_file, report = demo(
-        [inputs["good"]], None, str(tiny_weights), 0.5, False, False, api_name="detect")
+        [{"image": inputs["good"], "caption": None}], str(tiny_weights), 0.5, False, False, api_name="detect")
     rows = table["data"] if isinstance(table, dict) else table
     assert rows[0][0] == "photo.png" and rows[0][1] in ("FAKE", "REAL", "UNSURE")
     report = report.model_dump() if hasattr(report, "model_dump") else report  # gradio's JsonData
@@ -104,22 +161,34 @@ def test_in_process_call(tiny_weights, inputs):
 def served(tiny_weights, tmp_path_factory):
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
     demo = app.build_demo(str(tiny_weights))
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, max_file_size=app.UPLOAD_LIMIT)
     yield url
     demo.close()
 
 
-def test_client_gets_table_and_json(served, tiny_weights, inputs):
+def test_client_gets_table_and_json(served, tiny_weights, inputs, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(served, verbose=False)
     assert "/detect" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    bad = {"corrupt": inputs["corrupt"], "empty": tmp_path / "empty.png", "text": tmp_path / "notes.png",
+           "bomb": tmp_path / "bomb.png"}
+    bad["empty"].write_bytes(b"")
+    bad["text"].write_text("not an image at all")
+    header = bytearray(encode(make_photo(8, 8)))
+    header[16:24] = (40000).to_bytes(4, "big") * 2  # IHDR claims 40000×40000 (with a valid checksum)
+    header[29:33] = zlib.crc32(bytes(header[12:29])).to_bytes(4, "big")
+    bad["bomb"].write_bytes(bytes(header))
+    files = [inputs["good"], *map(str, bad.values()), inputs["second"]]
     table, gallery, plot, report_file, report = client.predict(
-        [handle_file(inputs["good"]), handle_file(inputs["corrupt"])], None, str(tiny_weights), 0.5, False, False,
+        [{"image": handle_file(f), "caption": None} for f in files], str(tiny_weights), 0.5, False, False,
         api_name="/detect")
     rows = table["data"]
-    assert rows[0][0] == "photo.png" and rows[0][1] in ("FAKE", "REAL", "UNSURE")
-    assert rows[1][1] == "ERROR" and rows[1][5]
+    assert [r[0] for r in rows] == [Path(f).name for f in files]
+    assert rows[0][1] in ("FAKE", "REAL", "UNSURE") and rows[-1][1] in ("FAKE", "REAL", "UNSURE")
+    for row in rows[1:-1]:  # each bad file: its own error row with a reason
+        assert row[1] == "ERROR" and row[5], row
+    assert "too large" in rows[4][5] and "empty" in rows[2][5]
     assert json.loads(Path(report_file).read_text())["files"][1]["error"]
     client.close()
 
@@ -130,18 +199,22 @@ def test_examples_classified_as_labelled():
     from gradio_client import Client, handle_file
 
     manifest = json.loads((ROOT / "examples" / "manifest.json").read_text())
+    threshold = json.loads(BUNDLED.read_text())["variants"]["distildire"]["threshold"]
+    assert manifest["threshold"] == pytest.approx(threshold)
     demo = app.build_demo("bundled")
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
     try:
         client = Client(url, verbose=False)
-        files = [handle_file(str(ROOT / "examples" / e["file"])) for e in manifest]
-        table, *_ = client.predict(files, None, "bundled", 0.5, False, False, api_name="/detect")
+        files = [{"image": handle_file(str(ROOT / "examples" / e["file"])), "caption": None} for e in manifest["files"]]
+        table, *_ = client.predict(files, "bundled", threshold, False, False, api_name="/detect")
         client.close()
     finally:
         demo.close()
     scores = {row[0]: row[2] for row in table["data"]}
-    for entry in manifest:  # on the model card's threshold (the app may still call a score near it "unsure")
-        assert ("fake" if scores[entry["file"]] >= 0.5 else "real") == entry["label"], entry
+    labels = {e["label"] for e in manifest["files"]}
+    assert labels == {"real", "fake"} and len(manifest["files"]) >= 12
+    for entry in manifest["files"]:  # on the model card's threshold (the app may still call a score near it "unsure")
+        assert ("fake" if scores[entry["file"]] >= threshold else "real") == entry["label"], entry
 
 
 # ------------------------------------------------------------------------ 4. real browser
@@ -158,10 +231,8 @@ def test_browser_upload_two_files(served, inputs, tmp_path):
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto(served)
-        page.locator("#batch-files input[type=file]").set_input_files([inputs["good"], inputs["second"]])
-        files = page.locator("#batch-files")
-        expect(files).to_contain_text("second", timeout=20_000)  # gradio splits "second .jpg" across spans
-        expect(files).not_to_contain_text("Uploading", timeout=20_000)
+        page.locator("#images input[type=file]").set_input_files([inputs["good"], inputs["second"]])
+        expect(page.locator("#images img")).to_have_count(2, timeout=20_000)
         page.get_by_role("button", name="Analyze", exact=True).click()
         table = page.locator("#verdicts")
         expect(table).to_contain_text("photo.png", timeout=60_000)
