@@ -43,7 +43,7 @@ LIMITS = [
     "generated images. Heavily smoothed, denoised or upscaled photos may be flagged.",
     "Inpainted or partly edited photos were not in training; the tile heat map may show local traces but the image "
     "score is an average over tiles.",
-    "The metrics below are out-of-fold on held-out generator families and photo sources of this corpus, not on an "
+    "The out-of-fold metrics are on held-out generator families and photo sources of this corpus, not on an "
     "independent benchmark; the official DistilDIRE weights (ADM-256, ImageNet) are the published reference.",
 ]
 
