@@ -11,6 +11,10 @@
 uint8 pixels.
 
     python -m train.crops --config train/configs/bundled.json
+    python -m train.crops --config train/configs/ablation-kd.json --conditions clean   # + DIRE maps (kd_weight > 0)
+
+The DIRE-teacher ablation (fold 0) then trains ``--variant teacher --fold 0`` and ``--variant student --fold 0``
+with ``python -m train.classifiers --config train/configs/ablation-kd.json``; compare the students' held-out AUC.
 """
 
 from __future__ import annotations
@@ -220,6 +224,8 @@ def main() -> None:
     log = lambda m: print(m, flush=True)  # noqa: E731
     if not args.skip_train:
         build_training_crops(cfg, log)
+        if cfg.classifier.kd_weight > 0:  # the DIRE teacher's inputs
+            build_dire_maps(cfg, log)
     for condition in args.conditions if args.conditions is not None else cfg.eval.conditions:
         build_eval_tiles(cfg, condition, log)
 
