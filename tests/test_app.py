@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zlib
 from pathlib import Path
@@ -222,24 +223,33 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian chromium not installed")
-def test_browser_upload_two_files(served, inputs, tmp_path):
+def test_browser_upload_with_a_bad_file_and_phone_width(served, inputs, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     assert CHROMIUM, "CI must install Debian's chromium"
+    bad = tmp_path / "notes.png"
+    bad.write_text("a text file renamed .png")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto(served)
-        page.locator("#images input[type=file]").set_input_files([inputs["good"], inputs["second"]])
-        expect(page.locator("#images img")).to_have_count(2, timeout=20_000)
+        page.locator("#images input[type=file]").set_input_files([inputs["good"], str(bad), inputs["second"]])
+        expect(page.locator("#images img")).to_have_count(3, timeout=20_000)
         page.get_by_role("button", name="Analyze", exact=True).click()
         table = page.locator("#verdicts")
-        expect(table).to_contain_text("photo.png", timeout=60_000)
-        expect(table).to_contain_text("second.jpg")
+        expect(table).to_contain_text("second.jpg", timeout=60_000)
         text = table.inner_text()
-        assert any(v in text for v in ("FAKE", "REAL", "UNSURE"))
+        assert "photo.png" in text and "notes.png" in text and "ERROR" in text and "not an image" in text
+        assert any(v in text for v in ("FAKE", "REAL", "UNSURE"))  # the good files are scored beside the bad one
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: verdict cells stay on one line
+        table.scroll_into_view_if_needed()  # the table renders its rows when it is in view
+        cells = page.locator("#verdicts [role=gridcell]").filter(has_text=re.compile(r"^\s*(FAKE|REAL|UNSURE|ERROR)\s*$"))
+        expect(cells).to_have_count(3, timeout=10_000)
+        for i in range(3):
+            box = cells.nth(i).bounding_box()
+            assert box["height"] < 60 and box["width"] > 50, (cells.nth(i).inner_text(), box)  # one line, not a letter per line
         screenshots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
         screenshots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshots / "app_results.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "app_results_390px.png"), full_page=True)
         browser.close()
