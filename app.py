@@ -122,12 +122,9 @@ def _score_plot(rows: list[dict], policy: VerdictPolicy, card: dict, model: str)
 
 
 def _paths(images) -> list[str]:
-    """The upload area's value (a gallery: ``[(path, caption), …]``), or plain paths from the API."""
-    out = []
-    for item in images or []:
-        path = item[0] if isinstance(item, (list, tuple)) else item.get("image", item) if isinstance(item, dict) else item
-        out.append(str(path.get("path") if isinstance(path, dict) else path))
-    return out
+    """The upload area's value (Gradio hands a gallery over as ``[(path, caption), …]``), or plain paths
+    when ``detect`` is called as a function."""
+    return [str(item[0] if isinstance(item, (list, tuple)) else item) for item in images or []]
 
 
 def _prune_reports(max_age_s: float = REPORT_TTL_S) -> None:
