@@ -295,6 +295,8 @@ def evaluate(cfg: RecipeConfig, variants: list[str] | None = None, log=print) ->
     report["models"][BASELINE] = finish_report(cfg, records, baseline_logits(cfg, records), {})
     for name, m in report["models"].items():
         log(summary_line(name, m))
+    for name, m in report["models"].items():
+        log(family_table(name, m))
     write_json(cfg.work.metrics, report)
     plot_report(report, records, cfg.work.eval)
     return report
@@ -308,6 +310,16 @@ def summary_line(name: str, m: dict) -> str:
     return (f"{name:<22} AUC {c.get('auc', float('nan')):.4f} (folds {c['auc_per_fold']}) AP {c.get('ap', float('nan')):.4f} "
             f"TPR {c['tpr']:.3f} FPR {c['fpr']:.3f} ECE {c['ece']:.3f} | jpeg75 drop "
             f"{cond.get('jpeg_q75', {}).get('auc_drop', float('nan')):+.3f} | smoothed-photo FPR {smooth} | trap |Δp| {trap}")
+
+
+def family_table(name: str, m: dict) -> str:
+    """Per held-out family (each against all out-of-fold photos) and per photo source, at the threshold."""
+    lines = [f"{name}: held-out families (vs all photos; FPR {m['clean']['fpr']:.3f} at threshold {m['threshold']:.3f})",
+             f"  {'family':<22} {'n':>4} {'fold':>4} {'AUC':>6} {'AP':>6} {'TPR':>6}"]
+    for family, f in sorted(m["families"].items(), key=lambda kv: -kv[1]["n"]):
+        lines.append(f"  {family:<22} {f['n']:>4} {f['fold']:>4} {f['auc']:>6.3f} {f['ap']:>6.3f} {f['tpr']:>6.3f}")
+    lines.append("  photo sources (FPR): " + ", ".join(f"{k} {v['fpr']:.2f} (n={v['n']})" for k, v in m["photo_sources"].items()))
+    return "\n".join(lines)
 
 
 def plot_report(report: dict, records: list[Record], out: Path) -> None:
