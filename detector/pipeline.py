@@ -386,7 +386,7 @@ class Detector:
         for i, result in enumerate(results):
             result.p_fake = float(probs[i])
             result.logit = float(image_logits[i])
-            result.label, result.verdict = policy.label(result.p_fake), policy.verdict(result.p_fake, result.low_confidence)
+            policy.apply(result)
             result.image = images[i]
             result.eps = eps_maps[i] if eps_maps is not None else None
             if result.grid is not None:

@@ -90,7 +90,7 @@ def _check_bytes(size: int, max_bytes: int | None) -> None:
     if size == 0:
         raise DetectorInputError("the file is empty (0 bytes)")
     if max_bytes is not None and size > max_bytes:
-        raise DetectorInputError(f"the file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB per file")
+        raise DetectorInputError(f"the file is {_size(size)}; the limit is {_size(max_bytes)} per file")
 
 
 def _open(item: ImageInput, max_bytes: int | None = None) -> Image.Image:
@@ -108,6 +108,13 @@ def _open(item: ImageInput, max_bytes: int | None = None) -> Image.Image:
         _check_bytes(path.stat().st_size, max_bytes)  # before reading it
         return Image.open(io.BytesIO(path.read_bytes()), formats=ALLOWED_FORMATS)  # no handle left open
     raise DetectorInputError(f"unsupported input type {type(item).__name__}; pass a path, bytes or a PIL image")
+
+
+def _size(n_bytes: int) -> str:
+    """A byte count as people read it: "20 MB", "1.5 MB", "800 bytes"."""
+    if n_bytes < 1e6:
+        return f"{n_bytes:,} bytes" if n_bytes < 1e3 else f"{n_bytes / 1e3:.3g} kB"
+    return f"{n_bytes / 1e6:.3g} MB"
 
 
 def load_image(item: ImageInput, source: str | None = None, max_bytes: int | None = None) -> LoadedImage:

@@ -39,6 +39,11 @@ class VerdictPolicy:
             return "unsure"
         return self.label(p_fake)  # type: ignore[return-value]
 
+    def apply(self, result) -> None:
+        """Set a scored ``DetectionResult``'s ``label`` and ``verdict`` by this policy (errors stay "error")."""
+        if result.p_fake is not None:
+            result.label, result.verdict = self.label(result.p_fake), self.verdict(result.p_fake, result.low_confidence)
+
     def flips(self, p_before: float | None, p_after: float | None) -> bool:
         """Whether the label changes side of the threshold between two scores of one image."""
         if p_before is None or p_after is None:

@@ -10,7 +10,9 @@ import shutil
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -49,7 +51,7 @@ def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inpu
     for row in (table[0], table[2]):
         assert row[1] in ("FAKE", "REAL", "UNSURE") and 0 <= row[2] <= 1 and row[3] == 1
         assert row[5] == "stable" or row[5].startswith("verdict flips")
-    assert len(gallery) == 2 and gallery[0][0].dtype.name == "uint8"
+    assert len(gallery) == 2 and [Path(path).suffix for path, _ in gallery] == [".png", ".png"]  # flat sheets: lossless
     saved = json.loads(Path(report_path).read_text())
     assert saved == report and saved["policy"]["threshold"] == 0.5 and len(saved["files"]) == 3
     assert "robustness" in saved["files"][0]
@@ -76,7 +78,13 @@ def test_requests_leave_no_temp_folders(tiny_weights, inputs, monkeypatch, tmp_p
     first = Path(app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
     os.utime(first, (0, 0))  # an hour-old report is pruned by the next request
     second = Path(app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
-    assert not first.exists() and second.exists() and list((tmp_path / "reports").iterdir()) == [second]
+    assert not first.exists() and second.exists() and list((tmp_path / "reports").glob("report-*")) == [second]
+    pictures = list((tmp_path / "reports").glob("evidence-*"))
+    assert pictures  # the evidence pictures live beside the reports and are pruned the same way
+    for path in pictures:
+        os.utime(path, (0, 0))
+    app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    assert not any(path.exists() for path in pictures)
     assert {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")} - before <= {"distildire-reports"}
 
 
@@ -121,11 +129,22 @@ def test_one_threshold_across_table_report_and_robustness(tiny_weights, inputs, 
         assert row[5] == ("verdict flips: " + ", ".join(flipped) if flipped else "stable")
 
 
+def test_score_plot_draws_each_request_on_a_clean_background(tiny_weights):
+    from detector.verdict import VerdictPolicy
+
+    plot = app.ScorePlot({}, str(tiny_weights), VerdictPolicy(0.5))
+    empty = plot.render([])
+    marked = plot.render([{"file": "a.png", "p_fake": 0.9}, {"file": "bad.png", "p_fake": None}])
+    assert empty.shape == marked.shape and empty.shape[-1] == 4 and empty.dtype.name == "uint8"
+    assert (marked != empty).any(axis=-1).sum() > 50  # the marker and its name
+    assert np.array_equal(plot.render([]), empty)  # no marker left over from the previous request
+
+
 def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
     table, gallery, *_ = app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
     assert table[0][3] == 41
-    sheet = gallery[-1][0]  # input | ε on the first row, reconstruction | DIRE on the second
-    assert sheet.dtype.name == "uint8" and sheet.shape[0] > sheet.shape[1] * 0.9
+    with Image.open(gallery[-1][0]) as sheet:  # input | ε on the first row, reconstruction | DIRE on the second
+        assert sheet.mode == "RGB" and sheet.height > sheet.width * 0.9
     assert "| 40 |" in app.cost_panel(str(tiny_weights)) and "| 1 |" in app.cost_panel(str(tiny_weights))
 
 
