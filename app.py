@@ -24,7 +24,7 @@ from PIL import Image
 from detector import Detector, WeightsNotFoundError
 from detector.batching import BatchingDetector
 from detector.analysis import build_report, measure_costs, robustness
-from detector.registry import OFFICIAL, official_files_present, resolve_weights
+from detector.registry import AUTO, OFFICIAL, REGISTRY, choose_auto, describe, download, is_local, resolve_weights
 from detector.verdict import VerdictPolicy
 from detector.visualize import evidence_sheet, tile_heatmap
 
@@ -48,21 +48,34 @@ LIGHT_MAX_FILES = 4  # a request with more files, DIRE or robustness takes the h
 HEAVY_LANE = threading.Lock()  # one heavy request at a time; light ones are batched beside it, never behind it
 REPORT_DIR = Path(tempfile.gettempdir()) / "distildire-reports"  # reports and evidence pictures
 REPORT_TTL_S = 900
-MODEL_LABELS = {
-    "bundled": "DistilDIRE — bundled (1 UNet call)",
-    "bundled-fast": "Image-only fast tier — bundled (0 UNet calls)",
-    "distildire-imagenet": "DistilDIRE official — ImageNet/ADM (CC BY-NC)",
-    "distildire-celebahq": "DistilDIRE official — CelebA-HQ (CC BY-NC)",
-}
+#: DIRE on a CPU-only server is refused when the estimate (UNet calls × measured cost per call) is above this
+DIRE_CPU_LIMIT_S = float(os.environ.get("DISTILDIRE_DIRE_CPU_LIMIT_S", 120))
+
+
+def model_label(name: str) -> str:
+    return REGISTRY[name].label if name in REGISTRY else name
 
 
 def model_choices(default: str) -> list[tuple[str, str]]:
     """Bundled models always; official presets when their files are on this machine, or when
-    ``DISTILDIRE_SHOW_OFFICIAL=1`` says the server may download them on first use."""
+    ``DISTILDIRE_SHOW_OFFICIAL=1`` says the server may download them when a user first runs one.
+    Registry metadata and file checks only: never a download."""
     names = [default] + [n for n in ("bundled", "bundled-fast") if n != default]
     show_all = os.environ.get("DISTILDIRE_SHOW_OFFICIAL") == "1"
-    names += [name for name in OFFICIAL if show_all or official_files_present(name)]
-    return [(MODEL_LABELS.get(n, n), n) for n in names]
+    names += [name for name in OFFICIAL if name != default and (show_all or is_local(name))]
+    return [(model_label(n), n) for n in names]
+
+
+def _ensure_local(model: str, progress) -> None:
+    """Download a registry model's missing files with visible progress (only ever from Analyze)."""
+    if model not in REGISTRY or is_local(model):
+        return
+    entry = describe(model)
+    progress(0.0, desc=f"downloading {entry.name}'s weights (~{entry.download_mb / 1000:.1f} GB, once per server)")
+    try:
+        download(model)
+    except WeightsNotFoundError as exc:
+        raise gr.Error(f"Model '{model}' cannot be loaded: {exc}", print_exception=False) from None
 
 
 @lru_cache(maxsize=4)
@@ -207,7 +220,8 @@ def _heavy_lane(progress):
 
 
 @gpu(duration=60)
-def detect(images, model: str, threshold: float, with_dire: bool, with_robustness: bool, progress=gr.Progress()):
+def detect(images, model: str, threshold: float, with_dire: bool, with_robustness: bool,
+           progress=gr.Progress(track_tqdm=True)):
     """Classify the uploaded images. Returns the results table, the evidence gallery, the score plot,
     the JSON report file and the report itself. A bad or oversized file gets an error row of its own."""
     paths = _paths(images)
@@ -222,6 +236,7 @@ def detect(images, model: str, threshold: float, with_dire: bool, with_robustnes
 
 
 def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, with_robustness: bool, progress):
+    _ensure_local(model, progress)
     progress(0.02, desc="loading model")
     detector = get_detector(model)
     names = [Path(p).name for p in paths]
@@ -230,12 +245,17 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
     if with_dire and not dire:
         gr.Warning("This model reads no diffusion UNet, so it has no DIRE map; showing its input only.")
     options = {"policy": policy, "max_file_bytes": MAX_FILE_BYTES}
-    if dire:  # 40 UNet calls per image: one image at a time, so progress and the estimate move
-        results, started = [], time.perf_counter()
-        for i, path in enumerate(paths):
-            left = "" if not i else f", about {(time.perf_counter() - started) / i * (len(paths) - i):.0f} s left"
-            progress(0.05 + 0.8 * i / len(paths), desc=f"DIRE (40 UNet calls) for image {i + 1} of {len(paths)}{left}")
-            results += detector.detect([path], with_dire=True, **options)
+    if dire:
+        estimate = detector.estimate_seconds(len(paths), with_dire=True)
+        if detector.device.type == "cpu" and estimate > DIRE_CPU_LIMIT_S:
+            per_image = estimate / len(paths)
+            raise gr.Error(
+                f"DIRE with this model on this server's CPU would take about {_duration(estimate)} for {len(paths)} "
+                f"image(s) ({detector.unet_calls_per_image + 2 * detector.ddim.steps} UNet calls of "
+                f"{detector.seconds_per_unet_call():.2f} s each per image); the limit here is {_duration(DIRE_CPU_LIMIT_S)}. "
+                f"Untick DIRE (the verdict does not need it), send at most {int(DIRE_CPU_LIMIT_S // per_image)} "
+                f"image(s), or run on a GPU.", print_exception=False)
+        results = _detect_with_dire(detector, paths, options, estimate, progress)
     elif len(paths) <= LIGHT_MAX_FILES:  # scored in one model call with other users' light requests
         progress(0.1, desc="scoring")
         results = get_batcher(model).detect(paths, policy, MAX_FILE_BYTES)
@@ -273,6 +293,30 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
     return table, gallery, plot, _write_report(report), report
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _detect_with_dire(detector: Detector, paths: list[str], options: dict, estimate: float, progress) -> list:
+    """One image at a time, the progress bar moving with every UNet call and the time left re-estimated
+    from the calls done so far."""
+    per_image = detector.unet_calls_per_image + 2 * detector.ddim.steps
+    total, done, started = per_image * len(paths), {"calls": 0}, time.perf_counter()
+    results = []
+    for i, path in enumerate(paths):
+        def tick(n: int, i: int = i) -> None:
+            done["calls"] += n  # one call per input it scored
+            rate = (time.perf_counter() - started) / max(1, done["calls"])
+            progress(0.05 + 0.8 * min(1.0, done["calls"] / total),
+                     desc=f"DIRE for image {i + 1} of {len(paths)}: UNet call {done['calls']} of {total}, "
+                          f"about {_duration(rate * (total - done['calls']))} left")
+
+        progress(0.05 + 0.8 * i / len(paths), desc=f"DIRE for image {i + 1} of {len(paths)}: about "
+                                                   f"{_duration(estimate * (len(paths) - i) / len(paths))} left")
+        results += detector.detect([path], with_dire=True, on_unet_calls=tick, **options)
+    return results
+
+
 def cost_panel(model: str) -> str:
     detector = get_detector(model)
     costs = measure_costs(detector)
@@ -284,21 +328,42 @@ def cost_panel(model: str) -> str:
 
 
 def card_threshold(model: str) -> float:
-    """The threshold the model card sets (chosen on validation); 0.5 when it cannot be read. Official
-    presets are not resolved here (that could start a download inside a UI callback)."""
+    """The threshold the model card sets (chosen on validation); 0.5 for the official presets (the
+    authors' threshold) and when it cannot be read. Never fetches anything."""
     if model in OFFICIAL:
         return 0.5
     try:
-        return round(resolve_weights(model).threshold, 2)
+        return round(resolve_weights(model).threshold, 2)  # bundled or a local folder: files on disk only
     except (WeightsNotFoundError, FileNotFoundError, ValueError):
         return 0.5
 
 
+def _registry_card(model: str) -> list[str]:
+    """What the registry says of a model (metadata only), for presets whose files may not be here."""
+    entry = describe(model)
+    out = [f"### {entry.label}", entry.description, "", f"**Licence:** {entry.license}", "",
+           f"**Input:** {entry.preprocessing} at {entry.image_size} px; ε network: {entry.unet}; "
+           f"{entry.unet_calls_per_image} UNet call(s) per image for the verdict, {entry.dire_unet_calls} more for DIRE.", ""]
+    if entry.files:
+        state = "on this server" if is_local(model) else "not on this server yet: downloaded when you first run it"
+        out += [f"**Files** ({state}):", ""] + [f"- `{f.filename}` (~{f.approx_mb:,.0f} MB) from {f.origin}"
+                                                   for f in entry.files]
+        out += ["", f"Fetch them ahead of time with `python -m detector download {model}`, or put them in "
+                f"`~/.cache/distildire/` by hand."]
+    return out
+
+
 def card_markdown(model: str) -> str:
-    spec = resolve_weights(model)
+    """The model card tab: registry metadata for the official presets (no download), the card file for
+    the bundled weights and local folders."""
+    if model in OFFICIAL:
+        return "\n".join(_registry_card(model))
+    try:
+        spec = resolve_weights(model)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
+        return f"Model card of '{model}' cannot be read: {exc}"
     card = spec.card
-    out = [f"### {MODEL_LABELS.get(model, model)}", card.get("description", ""), "",
-           f"**Licence:** {spec.license}", ""]
+    out = [f"### {model_label(model)}", card.get("description", ""), "", f"**Licence:** {spec.license}", ""]
     metrics = card.get("metrics", {})
     if metrics:
         out += ["**Out-of-fold metrics** (each image scored by a model that never saw its generator family or "
@@ -319,9 +384,9 @@ def card_markdown(model: str) -> str:
         families = ", ".join(f"{k} ({v})" for k, v in data.get("generator_families", {}).items())
         out += ["", f"**Data:** {data['images']['generated']} generated images and {data['images']['photos']} photos. "
                 f"Generator families: {families}."]
-    out += ["", "**Official weights:** put `imagenet-distil-dire-11e.pth` (or `celebahq-distil-dire-34e.pth`, from "
-            "huggingface.co/yevvonlim/distildire) and `256x256_diffusion_uncond.pt` (openai/guided-diffusion) in "
-            "`~/.cache/distildire/`, or run online, then choose the official model here or use "
+    out += ["", "**Official weights:** `python -m detector download distildire-imagenet` (or put "
+            "`imagenet-distil-dire-11e.pth` from huggingface.co/yevvonlim/distildire and `256x256_diffusion_uncond.pt` "
+            "from openai/guided-diffusion in `~/.cache/distildire/`), then choose the official model here or use "
             "`Detector.from_pretrained('distildire-imagenet')`."]
     return "\n".join(out)
 
@@ -361,7 +426,8 @@ HOW_TO_READ = (
 )
 
 
-def build_demo(default_model: str = "bundled") -> gr.Blocks:
+def build_demo(default_model: str = "bundled", why: str | None = None) -> gr.Blocks:
+    """The page; ``why`` (from ``choose_auto``) says on it why ``default_model`` runs by default."""
     choices = model_choices(default_model)
     examples = example_items()
     with gr.Blocks(title="DistilDIRE detector", delete_cache=(3600, 3600)) as demo:
@@ -372,6 +438,8 @@ def build_demo(default_model: str = "bundled") -> gr.Blocks:
             "image (one UNet call per tile) instead of DIRE's 40-call reconstruction. What the bundled model "
             "was trained on, and how well it transfers to generators it never saw, is in *Model card*."
         )
+        gr.Markdown(f"**Default model:** {model_label(default_model)}" + (f" — {why}." if why else "."),
+                    elem_id="model-why", elem_classes="small-note")
         with gr.Tab("Detect"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
@@ -438,9 +506,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--weights", default="bundled", help="registry name or weights folder for the default model")
+    parser.add_argument("--weights", default=AUTO, help="registry name, weights folder, or 'auto' (default): the "
+                        "official ImageNet model where its files are here or can be fetched and a GPU is present "
+                        "(or DISTILDIRE_OFFICIAL_ON_CPU=1), else the bundled one")
     args = parser.parse_args()
-    build_demo(args.weights).launch(server_name=args.host, server_port=args.port, max_file_size=UPLOAD_LIMIT,
+    if args.weights == AUTO:  # may download the official files now, with progress in the server log
+        name, why = choose_auto(fetch=True)
+    else:
+        name, why = args.weights, "chosen by the operator (--weights)"
+    print(f"default model: {name} ({why})", flush=True)
+    build_demo(name, why).launch(server_name=args.host, server_port=args.port, max_file_size=UPLOAD_LIMIT,
                                     css=CSS, footer_links=["api", "gradio"])
 
 

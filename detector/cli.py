@@ -1,10 +1,12 @@
-"""``python -m detector``: ``scan`` images or folders, ``convert-adm`` a guided-diffusion checkpoint."""
+"""``python -m detector``: ``scan`` images or folders (sharded under ``accelerate launch``), list ``models``,
+``download`` official weights, ``convert-adm`` a guided-diffusion checkpoint."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,13 +56,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     options = {"batch_size": args.batch_size}
     if args.threshold is not None:
         options["threshold"] = args.threshold
-    if args.device:
-        options["device"] = args.device
-    try:
+
+    def build(device=None) -> Detector:
+        if args.device or device is not None:
+            options["device"] = args.device or device
         if args.student:
-            detector = Detector.from_files(student=args.student, unet=args.unet, **options)
-        else:
-            detector = Detector.from_pretrained(args.weights, **options)
+            return Detector.from_files(student=args.student, unet=args.unet, **options)
+        return Detector.from_pretrained(args.weights, **options)
+
+    if args.jsonl or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _scan_streaming(args, inputs, build)
+    try:
+        detector = build()
     except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -84,6 +91,60 @@ def cmd_scan(args: argparse.Namespace) -> int:
     print(f"\n{len(rows)} files: {counts['fake']} fake, {counts['unsure']} unsure (within ±{detector.policy.unsure_margin} "
           f"of the threshold {detector.threshold:.2f}), {counts['real']} real, {counts['error']} unreadable", file=sys.stderr)
     return 0
+
+
+def _scan_streaming(args: argparse.Namespace, inputs: list[str], build) -> int:
+    """Sharded over the processes ``accelerate launch`` / ``torchrun`` started (or one), JSONL as it goes."""
+    from .registry import WeightsNotFoundError
+    from .scan import scan_to_jsonl
+
+    if not args.jsonl:
+        print("error: a scan over several processes writes --jsonl OUT (and resumes from it)", file=sys.stderr)
+        return 2
+    try:
+        counts = scan_to_jsonl(build, inputs, Path(args.jsonl), with_dire=args.dire, batch_size=args.batch_size,
+                               workers=args.workers, quiet=args.quiet)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{counts['scored']} scored, {counts['errors']} unreadable" +
+          (f", {counts['skipped']} already in {args.jsonl}" if counts["skipped"] else "") +
+          f" (this process); results in {args.jsonl}", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """The registry, from metadata (no download): name, what it is, calls per image, files, local or not."""
+    from .registry import REGISTRY, is_local
+
+    for name, entry in REGISTRY.items():
+        size = f", download ~{entry.download_mb / 1000:.1f} GB" if entry.files else ""
+        state = "local" if is_local(name) else "not downloaded"
+        print(f"{name:22s} {entry.label}\n{'':22s} {entry.unet_calls_per_image} UNet call(s) per image "
+              f"({entry.preprocessing}, {entry.image_size} px); licence: {entry.license}{size}; {state}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch registry models into the cache, with progress bars; offline, say which files go where."""
+    from .registry import OFFICIAL, WeightsNotFoundError, describe, download
+
+    names = OFFICIAL if args.all else args.names
+    if not names:
+        print("error: name a model (python -m detector models lists them) or pass --all", file=sys.stderr)
+        return 2
+    status = 0
+    for name in names:
+        try:
+            entry = describe(name)
+            paths = download(name)
+        except WeightsNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        where = ", ".join(f"{role}: {path}" for role, path in paths.items()) or "shipped with the package"
+        print(f"{entry.name}: ready ({where})")
+    return status
 
 
 def cmd_convert_adm(args: argparse.Namespace) -> int:
@@ -135,7 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", help="write the results as JSON")
     scan.add_argument("--csv", help="write the results as CSV")
     scan.add_argument("--quiet", action="store_true", help="no progress bar")
+    scan.add_argument("--jsonl", help="append one JSON line per file as it is scored; files already in it are "
+                      "skipped (resume). Required under `accelerate launch` (inputs sharded over processes)")
+    scan.add_argument("--workers", type=int, default=2, help="DataLoader workers decoding images (with --jsonl)")
     scan.set_defaults(func=cmd_scan)
+
+    models = sub.add_parser("models", help="list the registry's models (metadata only, nothing downloaded)")
+    models.set_defaults(func=cmd_models)
+
+    fetch = sub.add_parser("download", help="fetch a model's files into the cache (~/.cache/distildire, HF cache)")
+    fetch.add_argument("names", nargs="*", help="registry names, e.g. distildire-imagenet")
+    fetch.add_argument("--all", action="store_true", help="every downloadable model")
+    fetch.set_defaults(func=cmd_download)
 
     convert = sub.add_parser("convert-adm", help="guided-diffusion checkpoint → diffusers UNet folder (safetensors)")
     convert.add_argument("checkpoint", help="e.g. 256x256_diffusion_uncond.pt")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,12 +107,47 @@ def _file_digest(paths: Iterable[Path | None]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _to_inputs(image: Image.Image, image_size: int, tiling: TilingConfig | None) -> tuple[torch.Tensor, TileGrid | None]:
+    if tiling is not None:
+        return image_to_tiles(image, tiling.tile, tiling.max_tiles)
+    return to_model_tensor(image, image_size)[None], None
+
+
+def prepare_input(item: ImageInput, index: int, image_size: int, tiling: TilingConfig | None,
+                  max_file_bytes: int | None = None) -> tuple[DetectionResult, torch.Tensor | None]:
+    """Decode one input and cut it into model inputs: N×3×s×s in [−1, 1] (N tiles, or one resized and
+    centre-cropped input). A bad input gets a result with ``error`` set and no tensor; never raises."""
+    start = time.perf_counter()
+    name = str(item) if isinstance(item, (str, Path)) else f"input #{index}"
+    try:
+        loaded = load_image(item, max_bytes=max_file_bytes)
+        tensor, grid = _to_inputs(loaded.image, image_size, tiling)
+    except DetectorInputError as exc:
+        return DetectionResult(source=name, error=str(exc), verdict="error"), None
+    except Exception as exc:  # never let one odd file take the batch down
+        return DetectionResult(source=name, error=f"could not be processed ({type(exc).__name__}: {exc})",
+                               verdict="error"), None
+    result = DetectionResult(source=name, grid=grid, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
+    if grid is not None:
+        result.preview = _preview(loaded.image)
+    width, height = loaded.image.size
+    if (grid is not None and grid.enlarged) or (grid is None and min(width, height) * 4 < image_size):
+        result.low_confidence = True
+        result.warning = (
+            f"the image is only {width}×{height} px, far below the model's {image_size}-px input: it was "
+            f"enlarged to be scored, so the score is unreliable (reported as unsure)")
+    return result, tensor
+
+
 class EpsExtractor:
     """DistilDIRE's feature: ε at t = 0 from a diffusion UNet (one call, float32). ``Detector`` and the
     training caches both compute ε through this, so cached and served ε are the same numbers."""
 
     def __init__(self, unet: UNet2DModel, schedule: Schedule | None = None, ddim_steps: int = 20,
-                 device: str | torch.device | None = None, max_batch: int | None = None):
+                 device: str | torch.device | None = None, max_batch: int | None = None, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError("the UNet runs in fp32 (default) or under bf16 autocast ('bf16')")
+        self.precision = precision
         self.device = torch.device(device or "cpu")
         # on CPU, UNet calls of ~16 tiles run fastest (cache-sized); larger batches are split
         self.max_batch = max_batch or (16 if self.device.type == "cpu" else 256)
@@ -123,8 +158,10 @@ class EpsExtractor:
         self.ddim = DDIM(schedule or Schedule(), ddim_steps)
 
     def eps_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The UNet's ε prediction (first 3 output channels; learned-variance channels dropped)."""
-        return self.unet(x.contiguous(memory_format=torch.channels_last), t).sample[:, :3].contiguous()
+        """The UNet's ε prediction (first 3 output channels; learned-variance channels dropped), float32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.unet(x.contiguous(memory_format=torch.channels_last), t).sample[:, :3]
+        return out.float().contiguous()
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,8 +189,10 @@ class Detector:
       (``TilingConfig``), one forward per tile, tile logits aggregated by the card's rule.
 
     ``calibration`` (temperature ``T``, bias ``b``) maps the raw logit z to p = σ(z / T + b).
-    Runs under ``torch.inference_mode`` in batches. The UNet always runs in float32 (as the reference:
-    ε at t = 0 amplifies rounding by 100×); on CUDA the student may use bf16/fp16 and channels_last.
+    Runs under ``torch.inference_mode`` in batches. The UNet runs in float32 by default (as the reference:
+    ε at t = 0 amplifies rounding by 100×); ``unet_precision="bf16"`` runs it under bf16 autocast (about 2×
+    faster for the 256-px ADM on CPU, ~1 % ε error; slower and ~5 % error for the small bundled UNet:
+    bench/RESULTS.md). On CUDA the student may use bf16/fp16 and channels_last.
     """
 
     def __init__(
@@ -170,6 +209,7 @@ class Detector:
         ddim_steps: int = 20,
         device: str | torch.device | None = None,
         precision: str = "fp32",
+        unet_precision: str = "fp32",
         channels_last: bool = False,
         batch_size: int = 8,
         name: str = "custom",
@@ -192,7 +232,8 @@ class Detector:
         self.student = student.to(self.device, self.student_dtype, memory_format=self.memory_format).eval()
         self.schedule = schedule or Schedule()
         self.ddim = DDIM(self.schedule, ddim_steps)
-        self.extractor = EpsExtractor(unet, self.schedule, ddim_steps, self.device) if unet is not None else None
+        self.extractor = (EpsExtractor(unet, self.schedule, ddim_steps, self.device, precision=unet_precision)
+                          if unet is not None else None)
         self.unet = self.extractor.unet if unet is not None else None
         self.tiling = tiling
         if tiling is not None:
@@ -214,6 +255,7 @@ class Detector:
         self._weights_digest = weights_digest
         self._weight_files: list[Path | None] = []
         self.uses_eps = in_channels == 6
+        self._seconds_per_unet_call: float | None = None
 
     # ----------------------------------------------------------------------------------- loading
     @classmethod
@@ -275,9 +317,7 @@ class Detector:
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, TileGrid | None]:
         """A decoded RGB image → the model inputs (N×3×s×s in [−1, 1]) and, when tiled, their grid."""
-        if self.tiling is not None:
-            return image_to_tiles(image, self.tiling.tile, self.tiling.max_tiles)
-        return to_model_tensor(image, self.image_size)[None], None
+        return _to_inputs(image, self.image_size, self.tiling)
 
     @property
     def unet_calls_per_image(self) -> int:
@@ -285,6 +325,31 @@ class Detector:
         if not self.uses_eps:
             return 0
         return self.tiling.max_tiles if self.tiling is not None else 1
+
+    def seconds_per_unet_call(self) -> float:
+        """Wall time of one UNet call on one input at ``image_size`` on this device, measured once (one
+        untimed warm-up on small models; a single timed call where one call takes over a second)."""
+        if self._seconds_per_unet_call is None:
+            if self.unet is None:
+                return 0.0
+            x = torch.zeros(1, 3, self.image_size, self.image_size, device=self.device)
+            t = torch.zeros(1, dtype=torch.long, device=self.device)
+            with torch.inference_mode():
+                for _ in range(2):
+                    start = time.perf_counter()
+                    self.eps_fn(x, t)
+                    self._sync()
+                    elapsed = time.perf_counter() - start
+                    if elapsed > 1.0:
+                        break
+            self._seconds_per_unet_call = elapsed
+        return self._seconds_per_unet_call
+
+    def estimate_seconds(self, n_images: int, with_dire: bool = False) -> float:
+        """Expected compute time for ``n_images`` (UNet calls × the measured cost per call; the student
+        and decoding are left out: small beside the UNet). An upper bound for tiled models (≤ max_tiles)."""
+        calls = self.unet_calls_per_image + (2 * self.ddim.steps if with_dire else 0)
+        return n_images * calls * self.seconds_per_unet_call()
 
     @property
     def threshold(self) -> float:
@@ -299,54 +364,46 @@ class Detector:
     def detect(
         self, inputs: ImageInput | Sequence[ImageInput], with_dire: bool = False, batch_size: int | None = None,
         policy: VerdictPolicy | None = None, max_file_bytes: int | None = None,
+        on_unet_calls: Callable[[int], None] | None = None,
     ) -> list[DetectionResult]:
         """One result per input, in order. Bad inputs get ``error`` set; the others are unaffected.
         ``policy`` (default: this detector's, from the model card) sets each result's label and verdict;
-        a file over ``max_file_bytes`` is refused unread (an error for it alone).
+        a file over ``max_file_bytes`` is refused unread (an error for it alone). ``on_unet_calls(n)`` hears
+        of every UNet call as it completes (n = inputs in that call), for progress bars.
         Per-stage timings of a batch are shared among its images in proportion to their inputs."""
         policy = policy or self.policy
         if isinstance(inputs, (str, bytes, bytearray, Path, Image.Image)) or not isinstance(inputs, Sequence):
             inputs = [inputs]
         if with_dire and self.unet is None:
             raise ValueError("DIRE needs a diffusion UNet; this detector is image-only")
-        results: list[DetectionResult] = []
-        ready: list[tuple[DetectionResult, torch.Tensor]] = []
-        for index, item in enumerate(inputs):
-            start = time.perf_counter()
-            name = str(item) if isinstance(item, (str, Path)) else f"input #{index}"
-            try:
-                loaded = load_image(item, max_bytes=max_file_bytes)
-                tensor, grid = self.preprocess(loaded.image)
-            except DetectorInputError as exc:
-                results.append(DetectionResult(source=name, error=str(exc), verdict="error"))
-                continue
-            except Exception as exc:  # never let one odd file take the batch down
-                results.append(DetectionResult(source=name, error=f"could not be processed ({type(exc).__name__}: {exc})",
-                                               verdict="error"))
-                continue
-            result = DetectionResult(source=name, grid=grid, timings_ms={"decode": (time.perf_counter() - start) * 1e3})
-            if grid is not None:
-                result.preview = _preview(loaded.image)
-            width, height = loaded.image.size
-            if (grid is not None and grid.enlarged) or (grid is None and min(width, height) * 4 < self.image_size):
-                result.low_confidence = True
-                result.warning = (
-                    f"the image is only {width}×{height} px, far below the model's {self.image_size}-px input: it was "
-                    f"enlarged to be scored, so the score is unreliable (reported as unsure)")
-            results.append(result)
-            ready.append((result, tensor))
+        prepared = [self.prepare(item, index, max_file_bytes) for index, item in enumerate(inputs)]
+        return self.score(prepared, with_dire, batch_size, policy, on_unet_calls)
 
+    def prepare(self, item: ImageInput, index: int = 0, max_file_bytes: int | None = None
+                ) -> tuple[DetectionResult, torch.Tensor | None]:
+        """Decode and preprocess one input (no model call): its result so far, and the model inputs
+        (None for a bad input, whose result then carries the error). Safe in DataLoader workers."""
+        return prepare_input(item, index, self.image_size, self.tiling, max_file_bytes)
+
+    @torch.inference_mode()
+    def score(self, prepared: Sequence[tuple[DetectionResult, torch.Tensor | None]], with_dire: bool = False,
+              batch_size: int | None = None, policy: VerdictPolicy | None = None,
+              on_unet_calls: Callable[[int], None] | None = None) -> list[DetectionResult]:
+        """Run the model on prepared inputs (``prepare``) in batches; fills and returns their results."""
+        policy = policy or self.policy
+        results = [result for result, _ in prepared]
+        ready = [(result, tensor) for result, tensor in prepared if tensor is not None]
         step = batch_size or self.batch_size
         for offset in range(0, len(ready), step):
             chunk = ready[offset : offset + step]
-            self._run_batch([r for r, _ in chunk], [t for _, t in chunk], with_dire, policy)
+            self._run_batch([r for r, _ in chunk], [t for _, t in chunk], with_dire, policy, on_unet_calls)
         return results
 
     def detect_one(self, item: ImageInput, with_dire: bool = False, policy: VerdictPolicy | None = None) -> DetectionResult:
         return self.detect([item], with_dire=with_dire, policy=policy)[0]
 
     def _run_batch(self, results: list[DetectionResult], tensors: list[torch.Tensor], with_dire: bool,
-                   policy: VerdictPolicy) -> None:
+                   policy: VerdictPolicy, on_unet_calls: Callable[[int], None] | None = None) -> None:
         counts = [len(t) for t in tensors]
         x = torch.cat(tensors).to(self.device)
         stages: dict[str, float] = {}
@@ -356,6 +413,8 @@ class Detector:
             eps = self.eps(x)
             self._sync()
             stages["unet_eps"] = time.perf_counter() - start
+            if on_unet_calls:
+                on_unet_calls(len(x))
         start = time.perf_counter()
         tile_logits = self.calibrate(self.raw_logits(x, eps).cpu())
         self._sync()
@@ -373,7 +432,14 @@ class Detector:
         if with_dire:  # the teacher's evidence, for the displayed input of each image
             start = time.perf_counter()
             x_shown = x[picked.to(self.device)]
-            recon = self.ddim.reconstruct(self.eps_fn, self.ddim.invert(self.eps_fn, x_shown))
+
+            def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                out = self.eps_fn(xt, t)
+                if on_unet_calls:
+                    on_unet_calls(len(xt))
+                return out
+
+            recon = self.ddim.reconstruct(eps_fn, self.ddim.invert(eps_fn, x_shown))
             dire = dire_to_uint8(x_shown, recon).permute(0, 2, 3, 1).cpu().numpy()
             recon = _to_uint8_image(recon)
             self._sync()
@@ -419,6 +485,7 @@ class Detector:
             "threshold": self.threshold,
             "unsure_margin": self.policy.unsure_margin,
             "ddim_steps": self.ddim.steps,
+            "unet_precision": self.extractor.precision if self.extractor else None,
             "unet_calls_per_image": self.unet_calls_per_image,
             "device": str(self.device),
             "preprocessing": self.preprocessing_description,

@@ -1,4 +1,5 @@
-"""The one place that resolves weights: a name or a folder → files on disk plus their model card.
+"""The one place that resolves weights, timm-style: a table of entries that lists and describes models
+from metadata alone (no file or network I/O), and ``resolve`` that turns a name into files on disk.
 
 Names:
 
@@ -7,25 +8,30 @@ Names:
 * ``bundled-fast`` — the bundled image-only student (no UNet at inference);
 * ``distildire-imagenet`` / ``distildire-celebahq`` — the official checkpoints (CC BY-NC 4.0) from the
   Hugging Face repo ``yevvonlim/distildire`` plus OpenAI's ADM ``256x256_diffusion_uncond.pt``;
-  looked up in the local caches first, downloaded when online.
+  looked up in the local caches first; ``download`` (``python -m detector download NAME``) fetches them.
+* ``auto`` — ``choose_auto()``: the official ImageNet model where it can run well, else ``bundled``.
 
 A folder laid out like ``detector/weights/`` (a ``card.json`` naming its files) works as well.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 
 OFFICIAL_REPO = "yevvonlim/distildire"
-#: The hub repository has no tagged release; "main" is what the authors' README points to.
+#: The hub repository has no tagged release and no commit id could be checked from here, so "main" is
+#: what is fetched; an operator pins a commit with $DISTILDIRE_OFFICIAL_REVISION (and preload_from_hub).
 OFFICIAL_REVISION = os.environ.get("DISTILDIRE_OFFICIAL_REVISION", "main")
 ADM_FILENAME = "256x256_diffusion_uncond.pt"
 ADM_URL = f"https://openaipublic.blob.core.windows.net/diffusion/jul-2021/{ADM_FILENAME}"
+AUTO = "auto"
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -49,20 +55,105 @@ class WeightsSpec:
 
 
 @dataclass(frozen=True)
-class OfficialEntry:
+class RemoteFile:
+    """One downloadable file of a registry entry: where it comes from and, where known, what it is."""
+
     filename: str
+    role: str  # "student" | "unet"
+    repo: str | None = None  # a Hugging Face model repo (fetched with huggingface_hub) ...
+    url: str | None = None  # ... or a plain HTTPS URL
+    revision: str = "main"
+    approx_mb: float | None = None  # for the size shown before a download; not checked
+    sha256: str | None = None  # checked after download where known
+
+    @property
+    def origin(self) -> str:
+        return self.url or f"https://huggingface.co/{self.repo} ({self.filename}, revision {self.revision})"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Metadata of one registry model: enough to list, describe and cost it without touching a file."""
+
+    name: str
+    label: str
     description: str
+    license: str
+    inputs: str  # "image+eps" (DistilDIRE) | "image" (no UNet)
+    preprocessing: str  # "tiles" | "resize-center-crop"
+    image_size: int
+    unet: str  # the ε network, in words
+    unet_calls_per_image: int  # for a verdict (at most: a tiled model calls once per tile)
+    dire_unet_calls: int  # for the teacher's DIRE map of one input (DDIM inversion + reconstruction)
+    files: tuple[RemoteFile, ...] = ()  # empty: shipped inside the package
+    bundled_variant: str | None = None
+
+    @property
+    def download_mb(self) -> float:
+        return sum(f.approx_mb or 0.0 for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "label": self.label, "description": self.description, "license": self.license,
+            "inputs": self.inputs, "preprocessing": self.preprocessing, "image_size": self.image_size,
+            "unet": self.unet, "unet_calls_per_image": self.unet_calls_per_image,
+            "dire_unet_calls": self.dire_unet_calls,
+            "files": [{"filename": f.filename, "role": f.role, "from": f.origin, "approx_mb": f.approx_mb,
+                       "sha256": f.sha256} for f in self.files],
+        }
 
 
-OFFICIAL = {
-    "distildire-imagenet": OfficialEntry("imagenet-distil-dire-11e.pth", "DistilDIRE trained on DiffusionForensics ImageNet (ADM fakes)"),
-    "distildire-celebahq": OfficialEntry("celebahq-distil-dire-34e.pth", "DistilDIRE trained on DiffusionForensics CelebA-HQ (SD-v2 fakes)"),
-}
-BUNDLED = {"bundled": "distildire", "bundled-fast": "image-only"}
+_OFFICIAL_LICENSE = "CC BY-NC 4.0 (DistilDIRE weights); MIT (ADM, openai/guided-diffusion)"
+_ADM = RemoteFile(ADM_FILENAME, "unet", url=ADM_URL, approx_mb=2211.0)  # 552,814,086 fp32 parameters
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add (or replace) a registry entry; returns it."""
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+_BUNDLED_LICENSE = "CC BY-NC 4.0 (weights; reasons in detector/weights/card.json)"
+register(ModelEntry(
+    "bundled", "DistilDIRE — bundled (1 UNet call per tile)",
+    "ResNet-10 student on [image, ε] from a 3.7 M-parameter diffusion UNet, trained here by train/ on public "
+    "generators and photos; native-resolution 64-px tiles", _BUNDLED_LICENSE, "image+eps", "tiles", 64,
+    "bundled UNet2DModel, 3.7 M parameters, 64 px", 16, 40, bundled_variant="distildire"))
+register(ModelEntry(
+    "bundled-fast", "Image-only fast tier — bundled (0 UNet calls)",
+    "ResNet-10 on the image tiles alone, distilled from the bundled DistilDIRE student", _BUNDLED_LICENSE,
+    "image", "tiles", 64, "none", 0, 0, bundled_variant="image-only"))
+
+
+def _official(name: str, label: str, filename: str, trained_on: str) -> ModelEntry:
+    """An official DistilDIRE checkpoint (hub) with the OpenAI ADM it reads ε from."""
+    return ModelEntry(
+        name, f"DistilDIRE official — {label} (CC BY-NC)",
+        f"DistilDIRE trained on DiffusionForensics {trained_on}; ResNet-50 student, official checkpoint",
+        _OFFICIAL_LICENSE, "image+eps", "resize-center-crop", 256,
+        "OpenAI ADM 256×256 unconditional, 552.8 M parameters", 1, 40,
+        files=(RemoteFile(filename, "student", repo=OFFICIAL_REPO, revision=OFFICIAL_REVISION, approx_mb=283.0), _ADM))
+
+
+register(_official("distildire-imagenet", "ImageNet/ADM", "imagenet-distil-dire-11e.pth", "ImageNet (ADM fakes)"))
+register(_official("distildire-celebahq", "CelebA-HQ", "celebahq-distil-dire-34e.pth", "CelebA-HQ (SD-v2 fakes)"))
+
+OFFICIAL = [name for name, entry in REGISTRY.items() if entry.files]
+BUNDLED = {name: entry.bundled_variant for name, entry in REGISTRY.items() if entry.bundled_variant}
 
 
 def available_names() -> list[str]:
-    return [*BUNDLED, *OFFICIAL]
+    """Every registry name (metadata only: no I/O)."""
+    return list(REGISTRY)
+
+
+def describe(name: str) -> ModelEntry:
+    """A registry entry's metadata (no I/O)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise WeightsNotFoundError(f"unknown model {name!r}: use one of {', '.join(REGISTRY)}") from None
 
 
 def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSpec:
@@ -97,67 +188,147 @@ def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSp
 
 
 def cache_dir() -> Path:
-    """Where official checkpoints are looked for and downloaded to ($DISTILDIRE_CACHE)."""
+    """Where downloaded checkpoints live, and where hand-placed ones are looked for ($DISTILDIRE_CACHE)."""
     return Path(os.environ.get("DISTILDIRE_CACHE", Path.home() / ".cache" / "distildire"))
 
 
+def _local_file(remote: RemoteFile) -> Path | None:
+    """The file if it is on this machine: $DISTILDIRE_CACHE first, then the Hugging Face cache."""
+    local = cache_dir() / remote.filename
+    if local.is_file():
+        return local
+    if remote.repo:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(remote.repo, remote.filename, revision=remote.revision)
+        if isinstance(cached, str):
+            return Path(cached)
+    return None
+
+
+def is_local(name: str) -> bool:
+    """Whether every file of a registry model is on this machine (file checks only, no network)."""
+    entry = describe(name)
+    if entry.bundled_variant is not None:
+        return (BUNDLED_DIR / "card.json").is_file()
+    return all(_local_file(f) for f in entry.files)
+
+
 def official_files_present(name: str) -> bool:
-    """Whether an official preset's student and ADM files are already on this machine (no network)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    filename = OFFICIAL[name].filename
-    student = (cache_dir() / filename).is_file() or isinstance(
-        try_to_load_from_cache(OFFICIAL_REPO, filename, revision=OFFICIAL_REVISION), str)
-    return student and (cache_dir() / ADM_FILENAME).is_file()
+    """Whether an official preset's files are already on this machine (no network)."""
+    return is_local(name)
 
 
-def _official_file(filename: str) -> Path:
-    """The checkpoint from the local caches, or from the hub when online."""
-    local = cache_dir() / filename
-    if local.is_file():
-        return local
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(OFFICIAL_REPO, filename, revision=OFFICIAL_REVISION, local_files_only=True))
-    except Exception:
-        pass
-    try:
-        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-            raise ConnectionError("HF_HUB_OFFLINE is set")
-        return Path(hf_hub_download(OFFICIAL_REPO, filename, revision=OFFICIAL_REVISION))
-    except Exception as exc:
-        raise WeightsNotFoundError(_offline_message(filename, exc)) from None
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
-def _adm_file() -> Path:
-    local = cache_dir() / ADM_FILENAME
-    if local.is_file():
-        return local
-    import torch
-
-    try:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(ADM_URL, str(local), progress=True)
-    except Exception as exc:
-        local.unlink(missing_ok=True)
-        raise WeightsNotFoundError(_offline_message(ADM_FILENAME, exc, url=ADM_URL)) from None
-    return local
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def _offline_message(filename: str, exc: Exception, url: str | None = None) -> str:
-    where = url or f"https://huggingface.co/{OFFICIAL_REPO} (revision {OFFICIAL_REVISION})"
+def _fetch(remote: RemoteFile, folder: Path) -> Path:
+    """The default transport: huggingface_hub for hub files (its cache, its progress bar), a streamed
+    HTTPS download with a progress bar for URLs (into ``folder``, via a ``.part`` file)."""
+    if _offline():
+        raise ConnectionError("HF_HUB_OFFLINE is set")
+    if remote.repo:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(remote.repo, remote.filename, revision=remote.revision))
+    import urllib.request
+
+    from tqdm import tqdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target, part = folder / remote.filename, folder / f"{remote.filename}.part"
+    with urllib.request.urlopen(remote.url, timeout=60) as response, open(part, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename) as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+    part.replace(target)
+    return target
+
+
+Transport = Callable[[RemoteFile, Path], Path]
+
+
+def download(name: str, transport: Transport | None = None) -> dict[str, Path]:
+    """Fetch a registry model's files that are not yet local (``transport(remote, cache_dir)`` → path;
+    default: huggingface_hub / HTTPS with progress bars), check SHA-256 where known, and return
+    {role: path}. Offline or on failure: ``WeightsNotFoundError`` naming the files and where to put them."""
+    entry = describe(name)
+    if not entry.files:
+        if entry.bundled_variant and not (BUNDLED_DIR / "card.json").is_file():
+            resolve_weights(name)  # raises the explanatory error
+        return {}
+    paths = {}
+    for remote in entry.files:
+        path = _local_file(remote)
+        if path is None:
+            try:
+                path = Path((transport or _fetch)(remote, cache_dir()))
+            except Exception as exc:
+                raise WeightsNotFoundError(_offline_message(entry, exc)) from None
+            if remote.sha256 and _sha256(path) != remote.sha256:
+                path.unlink(missing_ok=True)
+                raise WeightsNotFoundError(f"{remote.filename}: SHA-256 mismatch (expected {remote.sha256}); "
+                                           f"the download was removed, try again")
+        paths[remote.role] = path
+    return paths
+
+
+def _offline_message(entry: ModelEntry, exc: Exception) -> str:
+    missing = [f for f in entry.files if _local_file(f) is None]
+    lines = "; ".join(f"{f.filename} (~{f.approx_mb:.0f} MB) from {f.origin}" for f in missing)
+    student = next((f.filename for f in entry.files if f.role == "student"), "STUDENT.pth")
     return (
-        f"could not obtain {filename} ({type(exc).__name__}: {exc}). Download it from {where} on a machine "
-        f"with internet access and either put it in {cache_dir()} (or $DISTILDIRE_CACHE), or pass local paths: "
-        f"Detector.from_files(student='imagenet-distil-dire-11e.pth', unet='{ADM_FILENAME}') / "
+        f"could not obtain {entry.name}'s files ({type(exc).__name__}: {exc}). Missing: {lines}. On a machine with "
+        f"internet access run `python -m detector download {entry.name}`, or fetch those files by hand, and put them "
+        f"in {cache_dir()} (or $DISTILDIRE_CACHE); or pass local paths: "
+        f"Detector.from_files(student='{student}', unet='{ADM_FILENAME}') / "
         f"python -m detector scan --student FILE --unet FILE"
     )
 
 
+def choose_auto(cuda: bool | None = None, allow_cpu: bool | None = None, fetch: bool = False,
+                transport: Transport | None = None) -> tuple[str, str]:
+    """The model ``auto`` stands for, and why: the official ImageNet DistilDIRE where its files are
+    present (or, with ``fetch``, can be downloaded) and a GPU is present or the operator opted in on CPU
+    ($DISTILDIRE_OFFICIAL_ON_CPU=1); otherwise ``bundled``."""
+    official = "distildire-imagenet"
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    if allow_cpu is None:
+        allow_cpu = os.environ.get("DISTILDIRE_OFFICIAL_ON_CPU") == "1"
+    if not (cuda or allow_cpu):
+        return "bundled", ("no GPU on this server: the official model's ADM-256 UNet takes ~11 s per image on 2 CPU "
+                           "cores (set DISTILDIRE_OFFICIAL_ON_CPU=1 to use it anyway)")
+    where = "a GPU is present" if cuda else "the operator opted in on CPU"
+    if is_local(official):
+        return official, f"its files are on this machine and {where}"
+    if not fetch:
+        return "bundled", (f"{where}, but the official files are not on this machine "
+                           f"(python -m detector download {official})")
+    try:
+        download(official, transport)
+    except WeightsNotFoundError as exc:
+        return "bundled", f"{where}, but the official files could not be fetched: {str(exc).split('. Missing')[0]}"
+    return official, f"its files were downloaded and {where}"
+
+
 def resolve_weights(name_or_dir: str | os.PathLike = "bundled", variant: str | None = None) -> WeightsSpec:
-    """A registry name or a weights folder (``variant``: one of its card's variants, default the
-    card's ``default_variant``) → a ``WeightsSpec`` whose files exist locally."""
+    """A registry name (fetching its files when missing and online), ``auto``, or a weights folder
+    (``variant``: one of its card's variants, default the card's ``default_variant``) → a ``WeightsSpec``
+    whose files exist locally."""
     key = str(name_or_dir)
     if key in BUNDLED:
         if not (BUNDLED_DIR / "card.json").is_file():
@@ -167,17 +338,20 @@ def resolve_weights(name_or_dir: str | os.PathLike = "bundled", variant: str | N
                 "files with Detector.from_files(student=..., unet=...) or a weights folder."
             )
         return _spec_from_folder(BUNDLED_DIR, BUNDLED[key], key)
+    if key == AUTO:
+        return resolve_weights(choose_auto()[0])
     if key in OFFICIAL:
-        entry = OFFICIAL[key]
+        entry = REGISTRY[key]
+        files = download(key)
         return WeightsSpec(
             name=key,
-            student=_official_file(entry.filename),
-            unet=_adm_file(),
-            image_size=256,
+            student=files["student"],
+            unet=files["unet"],
+            image_size=entry.image_size,
             threshold=0.5,
-            preprocessing={"mode": "resize-center-crop", "size": 256},
-            license="CC BY-NC 4.0 (DistilDIRE weights); MIT (ADM, openai/guided-diffusion)",
-            card={"description": entry.description, "source": f"{OFFICIAL_REPO}/{entry.filename}"},
+            preprocessing={"mode": entry.preprocessing, "size": entry.image_size},
+            license=entry.license,
+            card={"description": entry.description, "source": f"{OFFICIAL_REPO}/{entry.files[0].filename}"},
         )
     path = Path(key).expanduser()
     if path.is_dir():
@@ -221,3 +395,6 @@ def save_weights(
     card.setdefault("default_variant", next(iter(variants)))
     (folder / "card.json").write_text(json.dumps(card, indent=2))
     return folder
+
+
+resolve = resolve_weights

@@ -160,6 +160,46 @@ def test_official_presets_listed_only_when_available(tmp_path, monkeypatch):
     assert "distildire-celebahq" in [value for _, value in app.model_choices("bundled")]
 
 
+def test_model_card_of_an_absent_official_model_never_downloads(tmp_path, monkeypatch):
+    import detector.registry as registry
+
+    monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a UI handler started a download")
+
+    monkeypatch.setattr(registry, "download", no_download)
+    monkeypatch.setattr(app, "download", no_download)
+    text = app.card_markdown("distildire-imagenet")
+    assert "imagenet-distil-dire-11e.pth" in text and "not on this server yet" in text and "CC BY-NC" in text
+    assert app.card_threshold("distildire-imagenet") == 0.5
+
+
+def test_dire_on_cpu_is_refused_above_the_time_limit(tiny_weights, inputs, monkeypatch):
+    monkeypatch.setattr(app, "DIRE_CPU_LIMIT_S", 1e-9)
+    with pytest.raises(gr.Error, match="limit here is .*Untick DIRE"):
+        app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
+    table, *_ = app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    assert table[0][1] in ("FAKE", "REAL", "UNSURE")  # the verdict alone is never refused
+
+
+def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs):
+    messages = []
+    app.detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, True, False,
+               progress=lambda fraction, desc=None, **_: messages.append((fraction, desc or "")))
+    calls = [desc for _, desc in messages if "UNet call" in desc]
+    assert len(calls) == 2 * 41 and calls[-1].startswith("DIRE for image 2 of 2: UNet call 82 of 82")
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions)  # never goes backwards
+
+
+def test_the_page_says_which_model_runs_and_why(tiny_weights):
+    demo = app.build_demo(str(tiny_weights), "no GPU on this server")
+    why = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-why"]
+    assert why and "no GPU on this server" in why[0].value
+
+
 def test_no_ml_in_the_ui_module():
     source = (ROOT / "app.py").read_text()
     assert "import torch" not in source and "from torch" not in source and "diffusers" not in source

@@ -136,3 +136,17 @@ def test_official_weights_found_in_local_cache(tmp_path, monkeypatch):
     spec = resolve_weights("distildire-celebahq")
     assert spec.student.name == "celebahq-distil-dire-34e.pth" and spec.unet.name == "256x256_diffusion_uncond.pt"
     assert spec.image_size == 256 and "CC BY-NC" in spec.license
+
+
+def test_bf16_unet_eps_error_is_bounded(tiny_weights):
+    """bf16 autocast for the UNet (an opt-in speed option): ε stays within a few % of fp32, and it really
+    runs in bf16 (the error is not zero)."""
+    exact = Detector.from_pretrained(str(tiny_weights))
+    fast = Detector.from_pretrained(str(tiny_weights), unet_precision="bf16")
+    x = torch.rand(4, 3, TINY_SIZE, TINY_SIZE) * 2 - 1
+    eps32, eps16 = exact.eps(x), fast.eps(x)
+    relative = float((eps16 - eps32).norm() / eps32.norm())
+    assert eps16.dtype == torch.float32 and 1e-4 < relative < 0.1
+    assert fast.describe()["unet_precision"] == "bf16"
+    with pytest.raises(ValueError, match="bf16"):
+        Detector.from_pretrained(str(tiny_weights), unet_precision="fp16")
