@@ -50,6 +50,7 @@ REPORT_DIR = Path(tempfile.gettempdir()) / "distildire-reports"  # reports and e
 REPORT_TTL_S = 900
 #: DIRE on a CPU-only server is refused when the estimate (UNet calls × measured cost per call) is above this
 DIRE_CPU_LIMIT_S = float(os.environ.get("DISTILDIRE_DIRE_CPU_LIMIT_S", 120))
+PROGRESS_EVERY_S = 0.25  # at most four progress messages a second (each one costs the server ~25 ms)
 
 
 def model_label(name: str) -> str:
@@ -256,12 +257,13 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
                 f"Untick DIRE (the verdict does not need it), send at most {int(DIRE_CPU_LIMIT_S // per_image)} "
                 f"image(s), or run on a GPU.", print_exception=False)
         results = _detect_with_dire(detector, paths, options, estimate, progress)
-    elif len(paths) <= LIGHT_MAX_FILES:  # scored in one model call with other users' light requests
-        progress(0.1, desc="scoring")
-        results = get_batcher(model).detect(paths, policy, MAX_FILE_BYTES)
     else:
-        progress(0.1, desc="scoring")
-        results = detector.detect(paths, **options)
+        estimate = detector.estimate_seconds(len(paths))
+        progress(0.1, desc="scoring" + (f", about {_duration(estimate)}" if estimate >= 2 else ""))
+        if len(paths) <= LIGHT_MAX_FILES:  # scored in one model call with other users' light requests
+            results = get_batcher(model).detect(paths, policy, MAX_FILE_BYTES)
+        else:
+            results = detector.detect(paths, **options)
     for name, result in zip(names, results):
         result.source = name  # never echo the server's temporary paths
     robust = None
@@ -301,12 +303,16 @@ def _detect_with_dire(detector: Detector, paths: list[str], options: dict, estim
     """One image at a time, the progress bar moving with every UNet call and the time left re-estimated
     from the calls done so far."""
     per_image = detector.unet_calls_per_image + 2 * detector.ddim.steps
-    total, done, started = per_image * len(paths), {"calls": 0}, time.perf_counter()
+    total, done, started = per_image * len(paths), {"calls": 0, "shown": 0.0}, time.perf_counter()
     results = []
     for i, path in enumerate(paths):
         def tick(n: int, i: int = i) -> None:
             done["calls"] += n  # one call per input it scored
-            rate = (time.perf_counter() - started) / max(1, done["calls"])
+            now = time.perf_counter()
+            if now - done["shown"] < PROGRESS_EVERY_S and done["calls"] < total:
+                return  # each update is a message to the browser: a few per second are enough
+            done["shown"] = now
+            rate = (now - started) / max(1, done["calls"])
             progress(0.05 + 0.8 * min(1.0, done["calls"] / total),
                      desc=f"DIRE for image {i + 1} of {len(paths)}: UNet call {done['calls']} of {total}, "
                           f"about {_duration(rate * (total - done['calls']))} left")

@@ -2,7 +2,8 @@
 
 Starts ``python app.py`` on a free localhost port and, through gradio_client: one image and a batch of
 8 (repeated; p50/p95 in ms); a burst of ``--users`` clients sending one image each at once (failures,
-p50/p95, and the burst's wall time against the single-request median); one 8000×8000 JPEG (the
+p50/p95, and the burst's wall time against the single-request median); a single image sent while a
+16-image DIRE + robustness request runs; one 8000×8000 JPEG (the
 server's peak RSS above its idle RSS, sampled every 20 ms). Not a test.
 
     python bench/app_latency.py [--weights bundled] [--repeats 20] [--users 20]
@@ -140,6 +141,22 @@ def main() -> None:
                   f"{burst / medians['1 image']:.1f}x the single-request median")
             for c in clients:
                 c.close()
+
+            # finding 6: a heavy request (16 images, DIRE + robustness) must not stall a single-image user
+            (Path(tmp) / "heavy").mkdir()
+            heavy_images = make_images(Path(tmp) / "heavy", 16)
+            with ThreadPoolExecutor(2) as pool:
+                start = time.perf_counter()
+                heavy = pool.submit(lambda: Client(url, verbose=False).predict(
+                    _payload(heavy_images), args.weights, 0.5, True, True, api_name="/detect"))
+                time.sleep(1.0)
+                light_start = time.perf_counter()
+                call(client, images[:1])
+                light = time.perf_counter() - light_start
+                heavy.result()
+                heavy_took = time.perf_counter() - start
+            print(f"16 images with DIRE + robustness: {heavy_took:.1f} s; a single image sent 1 s into it: "
+                  f"{light * 1e3:.0f} ms")
 
             huge = Path(tmp) / "huge_8000x8000.jpg"
             small = Image.open(images[0]).resize((8000, 8000), Image.BILINEAR)

@@ -184,7 +184,8 @@ def test_dire_on_cpu_is_refused_above_the_time_limit(tiny_weights, inputs, monke
     assert table[0][1] in ("FAKE", "REAL", "UNSURE")  # the verdict alone is never refused
 
 
-def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs):
+def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypatch):
+    monkeypatch.setattr(app, "PROGRESS_EVERY_S", 0.0)  # every call reported (throttled to 4 a second when served)
     messages = []
     app.detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, True, False,
                progress=lambda fraction, desc=None, **_: messages.append((fraction, desc or "")))
@@ -192,6 +193,22 @@ def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs):
     assert len(calls) == 2 * 41 and calls[-1].startswith("DIRE for image 2 of 2: UNet call 82 of 82")
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions)  # never goes backwards
+
+    monkeypatch.setattr(app, "PROGRESS_EVERY_S", 3600.0)
+    messages.clear()
+    app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False,
+               progress=lambda fraction, desc=None, **_: messages.append(desc or ""))
+    shown = [d.split(": ")[1].split(",")[0] for d in messages if "UNet call" in d]
+    assert shown == ["UNet call 1 of 41", "UNet call 41 of 41"]  # throttled: the first and the last
+
+
+def test_a_slow_model_says_how_long_before_it_runs(tiny_weights, inputs, monkeypatch):
+    detector = app.get_detector(str(tiny_weights))
+    monkeypatch.setattr(detector, "seconds_per_unet_call", lambda: 11.0)  # as the ADM-256 on 2 CPU cores
+    messages = []
+    app.detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, False, False,
+               progress=lambda fraction, desc=None, **_: messages.append(desc or ""))
+    assert "scoring, about 22 s" in messages  # 2 images × 1 UNet call × 11 s, said before scoring
 
 
 def test_the_page_says_which_model_runs_and_why(tiny_weights):
