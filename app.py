@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from detector import Detector, WeightsNotFoundError
-from detector.batching import BatchingDetector
+from detector.batching import BatchingDetector, ModelThread
 from detector.analysis import build_report, measure_costs, robustness
 from detector.registry import AUTO, OFFICIAL, REGISTRY, choose_auto, describe, download, is_local, resolve_weights
 from detector.verdict import VerdictPolicy
@@ -79,10 +79,13 @@ def _ensure_local(model: str, progress) -> None:
         raise gr.Error(f"Model '{model}' cannot be loaded: {exc}", print_exception=False) from None
 
 
+MODEL_THREAD = ModelThread()  # every model call of this server runs on this one thread (see ModelThread)
+
+
 @lru_cache(maxsize=4)
 def get_detector(name: str) -> Detector:
     try:
-        return Detector.from_pretrained(name)
+        return MODEL_THREAD.run(Detector.from_pretrained, name)
     except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
         raise gr.Error(f"Model '{name}' cannot be loaded: {exc}", print_exception=False) from None
 
@@ -90,7 +93,7 @@ def get_detector(name: str) -> Detector:
 @lru_cache(maxsize=4)
 def get_batcher(name: str) -> BatchingDetector:
     """Light requests (no DIRE) for one model, from all users, merged into shared model calls."""
-    return BatchingDetector(get_detector(name))
+    return BatchingDetector(get_detector(name), runner=MODEL_THREAD.run)
 
 
 def _short(name: str, width: int = 26) -> str:
@@ -247,7 +250,7 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
         gr.Warning("This model reads no diffusion UNet, so it has no DIRE map; showing its input only.")
     options = {"policy": policy, "max_file_bytes": MAX_FILE_BYTES}
     if dire:
-        estimate = detector.estimate_seconds(len(paths), with_dire=True)
+        estimate = MODEL_THREAD.run(detector.estimate_seconds, len(paths), with_dire=True)
         if detector.device.type == "cpu" and estimate > DIRE_CPU_LIMIT_S:
             per_image = estimate / len(paths)
             raise gr.Error(
@@ -258,18 +261,21 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
                 f"image(s), or run on a GPU.", print_exception=False)
         results = _detect_with_dire(detector, paths, options, estimate, progress)
     else:
-        estimate = detector.estimate_seconds(len(paths))
+        estimate = MODEL_THREAD.run(detector.estimate_seconds, len(paths))
         progress(0.1, desc="scoring" + (f", about {_duration(estimate)}" if estimate >= 2 else ""))
         if len(paths) <= LIGHT_MAX_FILES:  # scored in one model call with other users' light requests
             results = get_batcher(model).detect(paths, policy, MAX_FILE_BYTES)
         else:
-            results = detector.detect(paths, **options)
+            results = []  # in pieces, so other users' requests run in between
+            for start in range(0, len(paths), LIGHT_MAX_FILES):
+                results += MODEL_THREAD.run(detector.detect, paths[start : start + LIGHT_MAX_FILES], **options)
     for name, result in zip(names, results):
         result.source = name  # never echo the server's temporary paths
     robust = None
     if with_robustness:
         progress(0.85, desc="robustness re-checks")
-        robust = robustness(detector, paths, results, policy)
+        robust = [MODEL_THREAD.run(robustness, detector, [path], [result], policy)[0]  # image by image, as above
+                  for path, result in zip(paths, results)]
     report = build_report(detector, paths, results, names, robust, policy)
 
     table = []
@@ -319,13 +325,13 @@ def _detect_with_dire(detector: Detector, paths: list[str], options: dict, estim
 
         progress(0.05 + 0.8 * i / len(paths), desc=f"DIRE for image {i + 1} of {len(paths)}: about "
                                                    f"{_duration(estimate * (len(paths) - i) / len(paths))} left")
-        results += detector.detect([path], with_dire=True, on_unet_calls=tick, **options)
+        results += MODEL_THREAD.run(detector.detect, [path], with_dire=True, on_unet_calls=tick, **options)
     return results
 
 
 def cost_panel(model: str) -> str:
     detector = get_detector(model)
-    costs = measure_costs(detector)
+    costs = MODEL_THREAD.run(measure_costs, detector)
     lines = [f"Measured on this server ({costs['device']}, {costs['image_size']} px, batch 1):", "",
              "| pipeline | UNet calls | ms / image |", "| --- | ---: | ---: |"]
     for name, entry in costs["pipelines"].items():

@@ -101,6 +101,25 @@ def test_a_single_image_does_not_wait_for_a_heavy_request(tiny_weights, inputs):
         assert heavy.result(timeout=60)[0][0][5] in ("stable",) or "flips" in heavy.result()[0][0][5]
 
 
+def test_every_model_call_runs_on_the_one_model_thread(tiny_weights, inputs, monkeypatch):
+    import threading
+
+    from detector import Detector
+
+    threads, original = set(), Detector.detect
+
+    def recording(self, *args, **kwargs):
+        threads.add(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "detect", recording)
+    five = [inputs["good"], inputs["second"]] * 2 + [inputs["good"]]
+    app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)  # light, batched
+    app.detect(five, str(tiny_weights), 0.5, False, True, progress=_quiet)  # heavy: many files + robustness
+    app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)  # heavy: DIRE
+    assert threads == {app.MODEL_THREAD.ident}
+
+
 def test_whole_request_problems_raise_gr_error(tiny_weights):
     with pytest.raises(gr.Error, match="at least one image"):
         app.detect(None, str(tiny_weights), 0.5, False, False, progress=_quiet)
