@@ -9,6 +9,7 @@ turns many batch-1 calls into one large batch.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,14 +31,19 @@ class ModelThread:
     a time lets short ones run in between its pieces."""
 
     def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self._pid, self.ident = os.getpid(), None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model", initializer=self._remember)
-        self.ident: int | None = None
 
     def _remember(self) -> None:
         self.ident = threading.get_ident()
 
     def run(self, fn: Callable, *args, **kwargs):
         """``fn(*args, **kwargs)`` on the model thread (directly when already on it); its result or error."""
+        if os.getpid() != self._pid:  # a forked child (e.g. ZeroGPU's worker) has no copy of the thread
+            self._start()
         if threading.get_ident() == self.ident:
             return fn(*args, **kwargs)
         return self._executor.submit(fn, *args, **kwargs).result()

@@ -76,3 +76,29 @@ def test_a_failing_model_call_reaches_every_caller(tiny_weights, files, monkeypa
         batcher.detect([files[0]])
     with pytest.raises(MemoryError):  # the worker survived the failure and serves the next request
         batcher.detect([files[1]])
+
+
+def test_the_model_thread_runs_jobs_on_one_thread_and_survives_a_fork():
+    import os
+    import signal
+
+    from detector.batching import ModelThread
+
+    model_thread = ModelThread()
+    idents = {model_thread.run(threading.get_ident) for _ in range(3)}
+    assert idents == {model_thread.ident} and model_thread.ident != threading.get_ident()
+    assert model_thread.run(lambda: model_thread.run(lambda: 7)) == 7  # nested: no deadlock
+    with pytest.raises(ZeroDivisionError):
+        model_thread.run(lambda: 1 / 0)
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's model thread does not exist here
+        signal.alarm(30)  # a deadlock ends the child (and fails the test) instead of hanging it
+        try:
+            os.write(write, str(model_thread.run(lambda: 6 * 7)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"42" and status == 0
