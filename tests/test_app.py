@@ -195,6 +195,31 @@ def test_model_card_of_an_absent_official_model_never_downloads(tmp_path, monkey
     assert app.card_threshold("distildire-imagenet") == 0.5
 
 
+def test_running_an_absent_official_model_downloads_it_with_progress(tmp_path, monkeypatch, inputs):
+    import detector.registry as registry
+    from test_registry import _place_official_files
+
+    monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    messages = []
+
+    def progress(fraction, desc=None, **_):
+        messages.append(desc or "")
+
+    with pytest.raises(gr.Error, match="cannot be loaded.*imagenet-distil-dire-11e.pth"):  # offline: says what to fetch
+        app.detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
+    assert any(m.startswith("downloading distildire-imagenet") for m in messages)
+
+    monkeypatch.setattr(app, "download", lambda name: _place_official_files(tmp_path))  # the fetch succeeds
+    app.get_detector.cache_clear()
+    table, *_ = app.detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
+    assert table[0][1] in ("FAKE", "REAL", "UNSURE") and table[0][3] == 1
+    assert registry.is_local("distildire-imagenet")
+    app.get_detector.cache_clear()  # the next test's cache is another folder
+    app.get_batcher.cache_clear()
+
+
 def test_dire_on_cpu_is_refused_above_the_time_limit(tiny_weights, inputs, monkeypatch):
     monkeypatch.setattr(app, "DIRE_CPU_LIMIT_S", 1e-9)
     with pytest.raises(gr.Error, match="limit here is .*Untick DIRE"):
