@@ -82,9 +82,15 @@ def done_sources(out: Path) -> set[str]:
 def _process_group():
     """accelerate's view of the launch: (process index, process count, device, barrier). One process
     when not launched by ``accelerate launch`` / ``torchrun``."""
-    from accelerate import PartialState
+    from datetime import timedelta
 
-    state = PartialState(cpu=not torch.cuda.is_available())  # CPU-only: gloo between the processes
+    from accelerate import PartialState
+    from accelerate.utils import InitProcessGroupKwargs
+
+    # a process that finishes its share early waits at the final barrier for the slowest one: allow a day
+    # (the default 30 minutes would end a long scan with a timeout); CPU-only: gloo between the processes
+    wait = InitProcessGroupKwargs(timeout=timedelta(days=1)).to_kwargs()
+    state = PartialState(cpu=not torch.cuda.is_available(), **wait)
     return state.process_index, state.num_processes, state.device, state.wait_for_everyone
 
 
