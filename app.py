@@ -298,7 +298,24 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
             gallery.append((_write_picture(evidence_sheet(result), photo=False), f"{label} — what the model read"))
     plot = _write_picture(_score_plot_for(model, policy).render(report["files"]), photo=False)
     progress(1.0)
-    return table, gallery, plot, _write_report(report), report
+    return _styled(table), gallery, plot, _write_report(report), report
+
+
+VERDICT_COLOURS = {  # translucent, so they read on light and dark backgrounds alike
+    "FAKE": "rgba(209, 73, 91, 0.28)", "REAL": "rgba(76, 159, 112, 0.28)",
+    "UNSURE": "rgba(230, 170, 40, 0.32)", "ERROR": "rgba(128, 128, 128, 0.28)",
+}
+TABLE_HEADERS = ["file", "verdict", "p_fake", "UNet calls", "ms", "notes"]
+
+
+def _styled(rows: list[list]):
+    """The results table with each verdict cell coloured by its verdict (a pandas Styler; Gradio's
+    Dataframe renders its cell styles, and the API still receives plain data)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=TABLE_HEADERS, dtype=object)  # object: a missing score stays None
+    styled = frame.style.map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'transparent')}", subset=["verdict"])
+    return styled.format({"p_fake": "{:.4f}", "ms": "{:.0f}"}, na_rep="")  # the displayed text; the data keeps full values
 
 
 def _duration(seconds: float) -> str:
@@ -474,7 +491,7 @@ def build_demo(default_model: str = "bundled", why: str | None = None) -> gr.Blo
                         run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                         stop = gr.Button("Cancel", variant="secondary", elem_id="cancel")
             with gr.Column(visible=False) as results_panel:
-                table = gr.Dataframe(headers=["file", "verdict", "p_fake", "UNet calls", "ms", "notes"],
+                table = gr.Dataframe(headers=TABLE_HEADERS,
                                      datatype=["str", "str", "number", "number", "number", "str"], interactive=False,
                                      label="Results", elem_id="verdicts", wrap=True, max_height=420)
                 gallery = gr.Gallery(label="Evidence per image (thumbnails below switch between images)", preview=True,
@@ -488,17 +505,23 @@ def build_demo(default_model: str = "bundled", why: str | None = None) -> gr.Blo
                     report_json = gr.JSON(label="Report", open=False)
             inputs = [images, model, threshold, with_dire, with_robustness]
             outputs = [table, gallery, plot, report_file, report_json]
-            show = {"fn": lambda: gr.Column(visible=True), "outputs": [results_panel], "queue": False,
+            # while a request runs: results panel shown, Analyze disabled (re-enabled after it, or by Cancel)
+            busy = {"fn": lambda: (gr.Column(visible=True), gr.Button(interactive=False)),
+                    "outputs": [results_panel, run], "queue": False, "api_visibility": "private"}
+            idle = {"fn": lambda: gr.Button(interactive=True), "outputs": [run], "queue": False,
                     "api_visibility": "private"}
-            run.click(**show)
+            run.click(**busy)
             run_event = run.click(detect, inputs, outputs, api_name="detect", concurrency_limit=MAX_WAITING,
                                   concurrency_id="detect")  # the lanes inside detect order the work
+            run_event.then(**idle)
             cancels = [run_event]
             if examples:
                 picked = example_gallery.select(pick_example, None, [images], api_visibility="private", queue=False)
-                picked.then(**show)
-                cancels.append(picked.then(detect, inputs, outputs, api_visibility="private", concurrency_id="detect"))
-            stop.click(None, None, None, cancels=cancels, api_visibility="private")
+                picked.then(**busy)
+                example_event = picked.then(detect, inputs, outputs, api_visibility="private", concurrency_id="detect")
+                example_event.then(**idle)
+                cancels.append(example_event)
+            stop.click(cancels=cancels, **idle)
         with gr.Tab("Cost"):
             gr.Markdown("DIRE needs a DDIM inversion and reconstruction (2 × 20 UNet calls) per image; DistilDIRE "
                         "one call (per tile); the image-only student none.")

@@ -30,6 +30,12 @@ def _quiet(*_, **__):
     return None
 
 
+def _detect(*args, **kwargs):
+    """``app.detect`` with its results table (a pandas Styler, for the verdict colours) as plain rows."""
+    table, *rest = app.detect(*args, **kwargs)
+    return (table.data.values.tolist(), *rest)
+
+
 @pytest.fixture
 def inputs(tmp_path) -> dict[str, str]:
     good = tmp_path / "photo.png"
@@ -43,7 +49,7 @@ def inputs(tmp_path) -> dict[str, str]:
 
 # ------------------------------------------------------------------------ 1. plain functions
 def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inputs):
-    table, gallery, plot, report_path, report = app.detect(
+    table, gallery, plot, report_path, report = _detect(
         [(inputs["good"], None), (inputs["corrupt"], None), (inputs["second"], None)], str(tiny_weights), 0.5, False,
         True, progress=_quiet)
     assert [row[0] for row in table] == ["photo.png", "corrupt.png", "second.jpg"]
@@ -57,10 +63,21 @@ def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inpu
     assert "robustness" in saved["files"][0]
 
 
+def test_verdict_cells_are_coloured_by_verdict(tiny_weights, inputs):
+    styled, *_ = app.detect([inputs["good"], inputs["corrupt"]], str(tiny_weights), 0.5, False, False,
+                            progress=_quiet)
+    styles = styled._compute().ctx  # (row, column) → [(property, value)]
+    verdicts = styled.data["verdict"].tolist()
+    assert verdicts[1] == "ERROR" and styled.data["p_fake"].tolist()[1] is None
+    for row, verdict in enumerate(verdicts):
+        assert styles[(row, 1)] == [("background-color", app.VERDICT_COLOURS[verdict])]
+    assert (0, 0) not in styles  # only the verdict column
+
+
 def test_oversized_file_is_refused_alone(tiny_weights, inputs, monkeypatch):
     big, small = sorted([inputs["good"], inputs["second"]], key=os.path.getsize, reverse=True)
     monkeypatch.setattr(app, "MAX_FILE_BYTES", os.path.getsize(small))
-    table, *_ = app.detect([big, small], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    table, *_ = _detect([big, small], str(tiny_weights), 0.5, False, False, progress=_quiet)
     assert table[0][1] == "ERROR" and "per file" in table[0][5]
     assert table[1][1] in ("FAKE", "REAL", "UNSURE") and table[1][2] is not None
 
@@ -68,22 +85,22 @@ def test_oversized_file_is_refused_alone(tiny_weights, inputs, monkeypatch):
 def test_tiny_image_is_unsure_with_a_note(tiny_weights, tmp_path):
     tiny = tmp_path / "dot.png"
     tiny.write_bytes(encode(make_photo(1, 1)))
-    table, *_ = app.detect([str(tiny)], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    table, *_ = _detect([str(tiny)], str(tiny_weights), 0.5, False, False, progress=_quiet)
     assert table[0][1] == "UNSURE" and "1×1 px" in table[0][5] and "unreliable" in table[0][5]
 
 
 def test_requests_leave_no_temp_folders(tiny_weights, inputs, monkeypatch, tmp_path):
     monkeypatch.setattr(app, "REPORT_DIR", tmp_path / "reports")
     before = {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")}
-    first = Path(app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
+    first = Path(_detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
     os.utime(first, (0, 0))  # an hour-old report is pruned by the next request
-    second = Path(app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
+    second = Path(_detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
     assert not first.exists() and second.exists() and list((tmp_path / "reports").glob("report-*")) == [second]
     pictures = list((tmp_path / "reports").glob("evidence-*"))
     assert pictures  # the evidence pictures live beside the reports and are pruned the same way
     for path in pictures:
         os.utime(path, (0, 0))
-    app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
+    _detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
     assert not any(path.exists() for path in pictures)
     assert {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")} - before <= {"distildire-reports"}
 
@@ -94,8 +111,8 @@ def test_a_single_image_does_not_wait_for_a_heavy_request(tiny_weights, inputs):
     app.get_detector(str(tiny_weights))
     with ThreadPoolExecutor(2) as pool:
         with app.HEAVY_LANE:  # a DIRE / robustness / many-file request is running
-            light = pool.submit(app.detect, [inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
-            heavy = pool.submit(app.detect, [inputs["good"]], str(tiny_weights), 0.5, False, True, progress=_quiet)
+            light = pool.submit(_detect, [inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
+            heavy = pool.submit(_detect, [inputs["good"]], str(tiny_weights), 0.5, False, True, progress=_quiet)
             assert light.result(timeout=60)[0][0][1] in ("FAKE", "REAL", "UNSURE")
             assert not heavy.done()  # queued behind the running heavy request
         assert heavy.result(timeout=60)[0][0][5] in ("stable",) or "flips" in heavy.result()[0][0][5]
@@ -114,29 +131,29 @@ def test_every_model_call_runs_on_the_one_model_thread(tiny_weights, inputs, mon
 
     monkeypatch.setattr(Detector, "detect", recording)
     five = [inputs["good"], inputs["second"]] * 2 + [inputs["good"]]
-    app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)  # light, batched
-    app.detect(five, str(tiny_weights), 0.5, False, True, progress=_quiet)  # heavy: many files + robustness
-    app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)  # heavy: DIRE
+    _detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)  # light, batched
+    _detect(five, str(tiny_weights), 0.5, False, True, progress=_quiet)  # heavy: many files + robustness
+    _detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)  # heavy: DIRE
     assert threads == {app.MODEL_THREAD.ident}
 
 
 def test_whole_request_problems_raise_gr_error(tiny_weights):
     with pytest.raises(gr.Error, match="at least one image"):
-        app.detect(None, str(tiny_weights), 0.5, False, False, progress=_quiet)
+        _detect(None, str(tiny_weights), 0.5, False, False, progress=_quiet)
     with pytest.raises(gr.Error, match="cannot be loaded"):
         app.get_detector("no-such-model")
 
 
 def test_threshold_slider_decides_the_verdict(tiny_weights, inputs):
-    low = app.detect([inputs["good"]], str(tiny_weights), 0.05, False, False, progress=_quiet)[0]
-    high = app.detect([inputs["good"]], str(tiny_weights), 0.95, False, False, progress=_quiet)[0]
+    low = _detect([inputs["good"]], str(tiny_weights), 0.05, False, False, progress=_quiet)[0]
+    high = _detect([inputs["good"]], str(tiny_weights), 0.95, False, False, progress=_quiet)[0]
     p = low[0][2]
     assert low[0][1] == ("FAKE" if p >= 0.15 else "UNSURE") and high[0][1] == ("REAL" if p < 0.85 else "UNSURE")
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.8])
 def test_one_threshold_across_table_report_and_robustness(tiny_weights, inputs, threshold):
-    table, _, _, _, report = app.detect([inputs["good"], inputs["second"]], str(tiny_weights), threshold,
+    table, _, _, _, report = _detect([inputs["good"], inputs["second"]], str(tiny_weights), threshold,
                                         False, True, progress=_quiet)
     assert report["policy"]["threshold"] == threshold
     for row, entry in zip(table, report["files"]):
@@ -160,7 +177,7 @@ def test_score_plot_draws_each_request_on_a_clean_background(tiny_weights):
 
 
 def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
-    table, gallery, *_ = app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
+    table, gallery, *_ = _detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
     assert table[0][3] == 41
     with Image.open(gallery[-1][0]) as sheet:  # input | ε on the first row, reconstruction | DIRE on the second
         assert sheet.mode == "RGB" and sheet.height > sheet.width * 0.9
@@ -208,12 +225,12 @@ def test_running_an_absent_official_model_downloads_it_with_progress(tmp_path, m
         messages.append(desc or "")
 
     with pytest.raises(gr.Error, match="cannot be loaded.*imagenet-distil-dire-11e.pth"):  # offline: says what to fetch
-        app.detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
+        _detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
     assert any(m.startswith("downloading distildire-imagenet") for m in messages)
 
     monkeypatch.setattr(app, "download", lambda name: _place_official_files(tmp_path))  # the fetch succeeds
     app.get_detector.cache_clear()
-    table, *_ = app.detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
+    table, *_ = _detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
     assert table[0][1] in ("FAKE", "REAL", "UNSURE") and table[0][3] == 1
     assert registry.is_local("distildire-imagenet")
     app.get_detector.cache_clear()  # the next test's cache is another folder
@@ -223,15 +240,15 @@ def test_running_an_absent_official_model_downloads_it_with_progress(tmp_path, m
 def test_dire_on_cpu_is_refused_above_the_time_limit(tiny_weights, inputs, monkeypatch):
     monkeypatch.setattr(app, "DIRE_CPU_LIMIT_S", 1e-9)
     with pytest.raises(gr.Error, match="limit here is .*Untick DIRE"):
-        app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
-    table, *_ = app.detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
+        _detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
+    table, *_ = _detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
     assert table[0][1] in ("FAKE", "REAL", "UNSURE")  # the verdict alone is never refused
 
 
 def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypatch):
     monkeypatch.setattr(app, "PROGRESS_EVERY_S", 0.0)  # every call reported (throttled to 4 a second when served)
     messages = []
-    app.detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, True, False,
+    _detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, True, False,
                progress=lambda fraction, desc=None, **_: messages.append((fraction, desc or "")))
     calls = [desc for _, desc in messages if "UNet call" in desc]
     assert len(calls) == 2 * 41 and calls[-1].startswith("DIRE for image 2 of 2: UNet call 82 of 82")
@@ -240,7 +257,7 @@ def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypa
 
     monkeypatch.setattr(app, "PROGRESS_EVERY_S", 3600.0)
     messages.clear()
-    app.detect([inputs["good"]], str(tiny_weights), 0.5, True, False,
+    _detect([inputs["good"]], str(tiny_weights), 0.5, True, False,
                progress=lambda fraction, desc=None, **_: messages.append(desc or ""))
     shown = [d.split(": ")[1].split(",")[0] for d in messages if "UNet call" in d]
     assert shown == ["UNet call 1 of 41", "UNet call 41 of 41"]  # throttled: the first and the last
@@ -250,7 +267,7 @@ def test_a_slow_model_says_how_long_before_it_runs(tiny_weights, inputs, monkeyp
     detector = app.get_detector(str(tiny_weights))
     monkeypatch.setattr(detector, "seconds_per_unet_call", lambda: 11.0)  # as the ADM-256 on 2 CPU cores
     messages = []
-    app.detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, False, False,
+    _detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, False, False,
                progress=lambda fraction, desc=None, **_: messages.append(desc or ""))
     assert "scoring, about 22 s" in messages  # 2 images × 1 UNet call × 11 s, said before scoring
 
@@ -307,6 +324,8 @@ def test_client_gets_table_and_json(served, tiny_weights, inputs, tmp_path):
     rows = table["data"]
     assert [r[0] for r in rows] == [Path(f).name for f in files]
     assert rows[0][1] in ("FAKE", "REAL", "UNSURE") and rows[-1][1] in ("FAKE", "REAL", "UNSURE")
+    assert isinstance(rows[0][2], float) and 0 <= rows[0][2] <= 1  # the API gets numbers, not the displayed text
+    assert table["metadata"]["styling"][0][1].startswith("background-color")  # and the verdict colours
     for row in rows[1:-1]:  # each bad file: its own error row with a reason
         assert row[1] == "ERROR" and row[5], row
     assert "too large" in rows[4][5] and "empty" in rows[2][5]
@@ -362,6 +381,10 @@ def test_browser_upload_with_a_bad_file_and_phone_width(served, inputs, tmp_path
         text = table.inner_text()
         assert "photo.png" in text and "notes.png" in text and "ERROR" in text and "not an image" in text
         assert any(v in text for v in ("FAKE", "REAL", "UNSURE"))  # the good files are scored beside the bad one
+        expect(page.locator("#analyze")).to_be_enabled()  # disabled while the request ran, enabled again after
+        error_cell = page.locator("#verdicts [role=gridcell]").filter(has_text=re.compile(r"^\s*ERROR\s*$")).first
+        background = error_cell.evaluate("el => getComputedStyle(el).backgroundColor + ' ' + el.outerHTML")
+        assert "128, 128, 128" in background, background  # the verdict's colour reaches the page
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: verdict cells stay on one line
         table.scroll_into_view_if_needed()  # the table renders its rows when it is in view
         cells = page.locator("#verdicts [role=gridcell]").filter(has_text=re.compile(r"^\s*(FAKE|REAL|UNSURE|ERROR)\s*$"))
