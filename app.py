@@ -273,9 +273,10 @@ def _detect(paths: list[str], model: str, threshold: float, with_dire: bool, wit
         result.source = name  # never echo the server's temporary paths
     robust = None
     if with_robustness:
-        progress(0.85, desc="robustness re-checks")
-        robust = [MODEL_THREAD.run(robustness, detector, [path], [result], policy)[0]  # image by image, as above
-                  for path, result in zip(paths, results)]
+        robust = []
+        for i, (path, result) in enumerate(zip(paths, results)):  # image by image, as above
+            progress(0.85 + 0.1 * i / len(paths), desc=f"robustness re-checks: image {i + 1} of {len(paths)}")
+            robust.append(MODEL_THREAD.run(robustness, detector, [path], [result], policy)[0])
     report = build_report(detector, paths, results, names, robust, policy)
 
     table = []
