@@ -8,7 +8,8 @@ write JSONL as results come, and resume.
 Each process scores every ``num_processes``-th file not yet in the output and appends its results to
 ``OUT.part-RANK`` (one JSON object per line, flushed per batch). At the end the main process appends
 every part to ``OUT`` and removes the parts. A run killed half-way leaves its lines in the parts; the
-next run reads ``OUT`` and the parts, and skips every file already there.
+next run reads ``OUT`` and the parts, and skips every file already there (matched by the path as given,
+so resume with the same paths).
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ def _records(path: Path) -> Iterator[tuple[str, str]]:
     """(source, line) of every complete JSON line of a results file (a torn last line is skipped)."""
     if not path.is_file():
         return
-    for line in path.read_text().splitlines():
-        try:
-            yield json.loads(line)["source"], line
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
+    with open(path) as fh:  # streamed: a million-file scan's output need not fit in memory twice
+        for line in fh:
+            line = line.rstrip("\n")
+            try:
+                yield json.loads(line)["source"], line
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
 
 
 def _drop_torn_tail(path: Path) -> None:
