@@ -24,7 +24,9 @@ from PIL import Image
 from detector import Detector, WeightsNotFoundError
 from detector.batching import BatchingDetector, ModelThread
 from detector.analysis import build_report, measure_costs, robustness
-from detector.registry import AUTO, OFFICIAL, REGISTRY, choose_auto, describe, download, is_local, resolve_weights
+from detector.registry import (
+    AUTO, OFFICIAL, REGISTRY, cache_dir, choose_auto, describe, download, is_local, resolve_weights,
+)
 from detector.verdict import VerdictPolicy
 from detector.visualize import evidence_sheet, tile_heatmap
 
@@ -379,7 +381,7 @@ def _registry_card(model: str) -> list[str]:
         out += [f"**Files** ({state}):", ""] + [f"- `{f.filename}` (~{f.approx_mb:,.0f} MB) from {f.origin}"
                                                    for f in entry.files]
         out += ["", f"Fetch them ahead of time with `python -m detector download {model}`, or put them in "
-                f"`~/.cache/distildire/` by hand."]
+                f"`{cache_dir()}` by hand."]
     return out
 
 
