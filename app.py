@@ -418,7 +418,7 @@ def card_markdown(model: str) -> str:
                 f"Generator families: {families}."]
     out += ["", "**Official weights:** `python -m detector download distildire-imagenet` (or put "
             "`imagenet-distil-dire-11e.pth` from huggingface.co/yevvonlim/distildire and `256x256_diffusion_uncond.pt` "
-            "from openai/guided-diffusion in `~/.cache/distildire/`), then choose the official model here or use "
+            f"from openai/guided-diffusion in `{cache_dir()}`), then choose the official model here or use "
             "`Detector.from_pretrained('distildire-imagenet')`."]
     return "\n".join(out)
 

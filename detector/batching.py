@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class BatchingDetector:
         self._pending: list[_Request] = []
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
-        self.batches: list[int] = []  # requests per model call, newest last (for benchmarks and tests)
+        self.batches: deque[int] = deque(maxlen=1000)  # requests per recent model call (benchmarks, tests)
 
     def detect(self, inputs: Sequence[ImageInput], policy: VerdictPolicy | None = None,
                max_file_bytes: int | None = None) -> list[DetectionResult]:

@@ -190,9 +190,9 @@ class Detector:
 
     ``calibration`` (temperature ``T``, bias ``b``) maps the raw logit z to p = σ(z / T + b).
     Runs under ``torch.inference_mode`` in batches. The UNet runs in float32 by default (as the reference:
-    ε at t = 0 amplifies rounding by 100×); ``unet_precision="bf16"`` runs it under bf16 autocast (about 2×
-    faster for the 256-px ADM on CPU, ~1 % ε error; slower and ~5 % error for the small bundled UNet:
-    bench/RESULTS.md). On CUDA the student may use bf16/fp16 and channels_last.
+    ε at t = 0 amplifies rounding by 100×); ``unet_precision="bf16"`` runs it under bf16 autocast (measured on a
+    2-core CPU without AMX: slower for both the ADM-256 and the bundled UNet, 1.7 % and 9 % ε error:
+    bench/RESULTS.md; for hardware where bf16 pays). On CUDA the student may use bf16/fp16 and channels_last.
     """
 
     def __init__(

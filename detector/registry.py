@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
@@ -93,14 +93,7 @@ class ModelEntry:
         return sum(f.approx_mb or 0.0 for f in self.files)
 
     def to_dict(self) -> dict:
-        return {
-            "name": self.name, "label": self.label, "description": self.description, "license": self.license,
-            "inputs": self.inputs, "preprocessing": self.preprocessing, "image_size": self.image_size,
-            "unet": self.unet, "unet_calls_per_image": self.unet_calls_per_image,
-            "dire_unet_calls": self.dire_unet_calls,
-            "files": [{"filename": f.filename, "role": f.role, "from": f.origin, "approx_mb": f.approx_mb,
-                       "sha256": f.sha256} for f in self.files],
-        }
+        return {**asdict(self), "files": [{**asdict(f), "from": f.origin} for f in self.files]}
 
 
 _OFFICIAL_LICENSE = "CC BY-NC 4.0 (DistilDIRE weights); MIT (ADM, openai/guided-diffusion)"
@@ -212,11 +205,6 @@ def is_local(name: str) -> bool:
     if entry.bundled_variant is not None:
         return (BUNDLED_DIR / "card.json").is_file()
     return all(_local_file(f) for f in entry.files)
-
-
-def official_files_present(name: str) -> bool:
-    """Whether an official preset's files are already on this machine (no network)."""
-    return is_local(name)
 
 
 def _offline() -> bool:
