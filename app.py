@@ -424,13 +424,18 @@ def card_markdown(model: str) -> str:
 
 
 def example_items() -> list[tuple[str, str]]:
-    """(path, caption) of the shipped examples; the caption states the true label and its source."""
+    """(path, caption) of the shipped examples; the caption states the true label and its source, and
+    says so where the bundled model gets the example wrong (the examples include its mistakes)."""
     manifest = EXAMPLES / "manifest.json"
     if not manifest.is_file():
         return []
-    entries = json.loads(manifest.read_text())["files"]
-    return [(str(EXAMPLES / e["file"]), f"{e['label']}: {'photo' if e['label'] == 'real' else e['generator']}")
-            for e in entries]
+    items = []
+    for e in json.loads(manifest.read_text())["files"]:
+        text = f"{e['label']}: {'photo' if e['label'] == 'real' else e['generator']}"
+        if e.get("model_label") not in (None, e["label"]):
+            text += f" (missed by this model: it says {e['model_label']})"
+        items.append((str(EXAMPLES / e["file"]), text))
+    return items
 
 
 def pick_example(evt: gr.SelectData) -> list[tuple[str, None]]:
@@ -453,8 +458,9 @@ HOW_TO_READ = (
     "marks the tile shown next. The second picture is what the model read for that tile: its pixels, and "
     "the noise **ε** a diffusion UNet predicts for them at t = 0 (grey = 0). With *teacher DIRE* ticked it "
     "adds the DDIM reconstruction and the DIRE map |x − x̂| (brighter = the diffusion model reconstructs "
-    "that place less well). Scores within ±0.1 of the threshold, and images far smaller than the model's "
-    "input, are reported as **unsure**."
+    "that place less well). Scores inside the unsure band around the threshold (grey in the score plot; "
+    "the model card sets its width: where thresholds validated on different photo sources disagree), and "
+    "images far smaller than the model's input, are reported as **unsure**."
 )
 
 

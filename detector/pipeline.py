@@ -267,6 +267,8 @@ class Detector:
     @classmethod
     def from_spec(cls, spec: WeightsSpec, **kwargs) -> Detector:
         kwargs.setdefault("threshold", spec.threshold)
+        if spec.unsure_margin is not None:
+            kwargs.setdefault("unsure_margin", float(spec.unsure_margin))
         preprocessing = spec.preprocessing or {}
         if preprocessing.get("mode") == "tiles":
             kwargs.setdefault("tiling", TilingConfig.from_card(preprocessing))

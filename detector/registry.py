@@ -47,6 +47,7 @@ class WeightsSpec:
     unet: Path | None  # None: an image-only student
     image_size: int | None = None  # None: the UNet's sample_size
     threshold: float = 0.5
+    unsure_margin: float | None = None  # None: detector.verdict.DEFAULT_UNSURE_MARGIN
     inputs: str = "image+eps"
     license: str = "unknown"
     card: dict = field(default_factory=dict)
@@ -172,6 +173,7 @@ def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSp
         unet=unet,
         image_size=entry.get("image_size", card.get("image_size")),
         threshold=float(entry.get("threshold", card.get("threshold", 0.5))),
+        unsure_margin=entry.get("unsure_margin"),
         inputs=entry.get("inputs", "image+eps"),
         license=card.get("license", "unknown"),
         card=card,

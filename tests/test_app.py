@@ -334,8 +334,10 @@ def test_client_gets_table_and_json(served, tiny_weights, inputs, tmp_path):
 
 
 @pytest.mark.skipif(not BUNDLED.is_file(), reason="bundled weights not exported yet")
-def test_examples_classified_as_labelled():
-    """The bundled model on the shipped examples, through the API of a launched app."""
+def test_examples_say_what_the_model_says():
+    """The bundled model on the shipped examples, through the API of a launched app: each one lands on
+    the side of the card threshold its manifest's ``model_label`` records — the misses included, and
+    captioned as such."""
     from gradio_client import Client, handle_file
 
     manifest = json.loads((ROOT / "examples" / "manifest.json").read_text())
@@ -351,10 +353,14 @@ def test_examples_classified_as_labelled():
     finally:
         demo.close()
     scores = {row[0]: row[2] for row in table["data"]}
-    labels = {e["label"] for e in manifest["files"]}
-    assert labels == {"real", "fake"} and len(manifest["files"]) >= 12
+    assert {e["label"] for e in manifest["files"]} == {"real", "fake"} and len(manifest["files"]) >= 12
     for entry in manifest["files"]:  # on the model card's threshold (the app may still call a score near it "unsure")
-        assert ("fake" if scores[entry["file"]] >= threshold else "real") == entry["label"], entry
+        assert ("fake" if scores[entry["file"]] >= threshold else "real") == entry["model_label"], entry
+    assert any(e["model_label"] == e["label"] for e in manifest["files"])
+    captions = dict(app.example_items())
+    for entry in manifest["files"]:
+        missed = entry["model_label"] != entry["label"]
+        assert ("missed by this model" in captions[str(ROOT / "examples" / entry["file"])]) == missed, entry
 
 
 # ------------------------------------------------------------------------ 4. real browser

@@ -21,6 +21,8 @@ weights, for the out-of-fold evaluation (``train.evaluate``).
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from dataclasses import dataclass
 
@@ -115,11 +117,30 @@ def _distillation_teacher(cfg: RecipeConfig, spec: Variant, fold: int | None, de
     return load_classifier(cfg, spec.teacher, fold).to(device), weight
 
 
-def train_classifier(cfg: RecipeConfig, variant: str, fold: int | None, log=print) -> dict:
-    """Train one variant on everything outside ``fold`` (None: everything); save weights and the
-    held-out fold's raw tile logits under every cached condition."""
+def run_name(variant: str, source_fraction: float = 1.0) -> str:
+    """Where a run's weights and log go: the variant, tagged with its share of training sources below 1."""
+    return variant if source_fraction >= 1.0 else f"{variant}-sources{round(100 * source_fraction)}"
+
+
+def training_groups(records: list, fold: int | None, fraction: float, seed: int) -> set[str]:
+    """The training sources (generator families and photo sources outside ``fold``) a run may use: all of
+    them, or per class a seeded share ``fraction`` (at least one), nested — a smaller share is a subset
+    of a larger one — so a learning curve adds sources without swapping them."""
+    out: set[str] = set()
+    for label in (0, 1):
+        groups = sorted({r.group for r in records if r.label == label and r.fold != fold})
+        random.Random(f"{seed}/{fold}/{label}").shuffle(groups)
+        out.update(groups[: max(1, math.ceil(fraction * len(groups)))])
+    return out
+
+
+def train_classifier(cfg: RecipeConfig, variant: str, fold: int | None, log=print, source_fraction: float = 1.0) -> dict:
+    """Train one variant on everything outside ``fold`` (None: everything) — or on a seeded share
+    ``source_fraction`` of those sources (the learning curve); save weights and the held-out fold's raw
+    tile logits under every cached condition."""
     c = cfg.classifier
     spec = VARIANTS[variant]
+    name = run_name(variant, source_fraction)
     set_threads(cfg.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seed = c.seed + 1000 * list(VARIANTS).index(variant) + (0 if fold is None else fold + 1)
@@ -129,7 +150,9 @@ def train_classifier(cfg: RecipeConfig, variant: str, fold: int | None, log=prin
     held = {i for i, r in enumerate(records) if r.fold == fold} if fold is not None else set()
     crops = load_crops(cfg, with_dire=spec.inputs == "dire" or (spec.kd == "feature" and c.kd_weight > 0))
     usable = crops["has_dire"] if spec.inputs == "dire" else torch.ones(len(crops["record"]), dtype=torch.bool)
-    train_rows = torch.tensor([i for i, r in enumerate(crops["record"].tolist()) if r not in held and usable[i]])
+    allowed = training_groups(records, fold, source_fraction, c.seed)
+    train_rows = torch.tensor([i for i, r in enumerate(crops["record"].tolist())
+                               if r not in held and usable[i] and records[r].group in allowed])
     y_all = crops["label"].float()
     teacher, kd_weight = _distillation_teacher(cfg, spec, fold, device, lambda m: log(f"[{variant}] {m}"))
     clean = load_tiles(cfg, "clean") if spec.inputs != "dire" and cfg.work.tiles("clean").is_file() else None
@@ -170,18 +193,20 @@ def train_classifier(cfg: RecipeConfig, variant: str, fold: int | None, log=prin
             tensors = clean if clean is not None else crops
             record["held_out_auc"] = held_out_auc(model, spec.inputs, tensors, labels, held, per_image=clean is not None)
         history.append(record)
-        log(f"[{variant} fold {fold if fold is not None else 'all'}] epoch {epoch + 1}/{c.epochs}: bce {record['bce']:.4f}"
+        log(f"[{name} fold {fold if fold is not None else 'all'}] epoch {epoch + 1}/{c.epochs}: bce {record['bce']:.4f}"
             + (f" kd {record['kd']:.4f}" if teacher is not None else "")
             + (f" held-out AUC {record['held_out_auc']:.4f}" if record.get("held_out_auc") is not None else "")
             + f" ({record['minutes']:.1f} min)")
 
-    path = cfg.work.classifier(variant, fold)
+    path = cfg.work.classifier(name, fold)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
-    summary = {"variant": variant, "fold": fold, "train_crops": len(train_rows), "distilled_from": spec.teacher
+    summary = {"variant": variant, "fold": fold, "source_fraction": source_fraction, "train_sources": sorted(allowed),
+               "train_images": len({int(r) for r in crops["record"][train_rows].tolist()}),
+               "train_crops": len(train_rows), "distilled_from": spec.teacher
                if teacher is not None else None, "history": history,
                "held_out_tile_logits": held_out_tile_logits(cfg, model, spec.inputs, held) if held and clean is not None else {}}
-    write_json(cfg.work.classifier_log(variant, fold), summary)
+    write_json(cfg.work.classifier_log(name, fold), summary)
     return summary
 
 
@@ -228,10 +253,11 @@ def main() -> None:
     parser = config_parser(__doc__)
     parser.add_argument("--variant", choices=list(VARIANTS), required=True)
     parser.add_argument("--fold", type=fold_argument, nargs="+", default=[None], help="fold indices, or 'all'")
+    parser.add_argument("--source-fraction", type=float, default=1.0, help="share of the training sources (learning curve)")
     args = parser.parse_args()
     cfg = load_config(args.config)
     for fold in args.fold:
-        train_classifier(cfg, args.variant, fold, log=lambda m: print(m, flush=True))
+        train_classifier(cfg, args.variant, fold, log=lambda m: print(m, flush=True), source_fraction=args.source_fraction)
 
 
 if __name__ == "__main__":

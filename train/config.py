@@ -78,6 +78,7 @@ class ClassifierConfig:
     kd_weight: float = 0.0  # λ for MSE(student layer4, DIRE-teacher layer4); 0: BCE only
     logit_kd_weight: float = 1.0  # image-only tier: BCE towards the DistilDIRE student's probabilities
     label_smoothing: float = 0.05
+    learning_curve: list = field(default_factory=list)  # shares of the training sources for extra fold students, e.g. [0.25, 0.5, 0.75]
     bf16: bool = True
     seed: int = 0
 
@@ -91,7 +92,12 @@ class EvalConfig:
     conditions: dict = field(default_factory=lambda: {  # condition → which classes it is applied to
         "clean": "both", "jpeg_q95": "both", "jpeg_q75": "both", "jpeg_q50": "both", "rescale_0.5x": "both",
         "blur_1.0": "reals", "median_3": "reals", "denoise": "reals"})
-    target_fpr: float = 0.05  # on out-of-fold photos; the card's threshold
+    # the threshold rule (train.threshold): a name from RULES, or "auto" — the candidate whose threshold, chosen
+    # on three folds, does best on the fourth fold's unseen sources (mean held-out FPR <= max_fpr first)
+    threshold_rule: str = "auto"
+    threshold_rules: list = field(default_factory=lambda: ["pooled-fpr-5", "pooled-fpr-10", "source-mean-fpr-5",
+                                                           "source-mean-fpr-10", "balanced-p-0.5", "youden"])
+    max_fpr: float = 0.08
     batch_size: int = 64
 
 

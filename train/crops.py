@@ -149,16 +149,19 @@ def _record_tiles(job: tuple) -> tuple[int, np.ndarray, list[int]]:
     return index, pixels, [grid.rows, grid.cols]
 
 
-def build_eval_tiles(cfg: RecipeConfig, condition: str, log=print) -> int:
-    """Write ``tiles/{condition}.safetensors``: every applicable image's inference tiles and their ε."""
+def build_eval_tiles(cfg: RecipeConfig, condition: str, log=print, max_tiles: int | None = None,
+                     only: list[int] | None = None, cache: str | None = None) -> int:
+    """Write ``tiles/{condition}.safetensors``: every applicable image's inference tiles and their ε
+    (a lever study may ask for another ``max_tiles``, a subset of records and its own ``cache`` name)."""
     work = cfg.work
-    target = work.tiles(condition)
+    target = work.tiles(cache or condition)
     if target.is_file():
         return len(load_file(str(target))["record"])
     set_threads(cfg.threads)
     records = corpus_records(cfg)
-    chosen = condition_records(records, cfg.eval.conditions[condition])
-    jobs = [(i, records[i], condition, cfg.crops.tile, cfg.eval.max_tiles) for i in chosen]
+    chosen = condition_records(records, cfg.eval.conditions.get(condition, "both"))
+    chosen = [i for i in chosen if only is None or i in set(only)]
+    jobs = [(i, records[i], condition, cfg.crops.tile, max_tiles or cfg.eval.max_tiles) for i in chosen]
     pixels, owners, tile_index, grids = [], [], [], {}
     with get_context("forkserver").Pool(max(1, torch.get_num_threads()), _worker_init) as pool:
         for index, tiles, shape in tqdm(pool.imap(_record_tiles, jobs, chunksize=4), total=len(jobs), desc=f"tiles {condition}", disable=None):
@@ -171,8 +174,8 @@ def build_eval_tiles(cfg: RecipeConfig, condition: str, log=print) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file({"pixels": pixels_t, "eps": eps, "record": torch.tensor(owners, dtype=torch.int32),
                "tile": torch.tensor(tile_index, dtype=torch.int16)}, str(target))
-    work.tiles_meta(condition).write_text(json.dumps({"grids": grids}))
-    log(f"{condition}: {len(pixels_t)} tiles of {len(chosen)} images")
+    work.tiles_meta(cache or condition).write_text(json.dumps({"grids": grids}))
+    log(f"{cache or condition}: {len(pixels_t)} tiles of {len(chosen)} images")
     return len(pixels_t)
 
 

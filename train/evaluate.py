@@ -12,9 +12,10 @@ the inference tiles (``train.crops``), so the figures measure transfer to unseen
   (sharpness = variance of the Laplacian, mean |ε|, mean saturation), trained out-of-fold the same way.
 
 Choices, all on out-of-fold CLEAN scores: the aggregation rule (best AUC), a temperature and bias
-(p = σ(z / T + b), fitted by logistic regression on the image logits) and the threshold that gives
-``eval.target_fpr`` on photos. Writes ``eval/metrics.json``, ``eval/calibration.png`` and
-``eval/families.png``.
+(p = σ(z / T + b), fitted by logistic regression on the image logits) and the threshold RULE, validated
+out of sample by fold rotation (``train.threshold``: chosen on three folds, measured on the fourth's
+unseen families and photo sources), with an unsure band as wide as the rotations' thresholds disagree.
+Writes ``eval/metrics.json``, ``eval/calibration.png`` and ``eval/families.png``.
 
     python -m train.evaluate --config train/configs/bundled.json
 """
@@ -37,6 +38,8 @@ from .common import write_json
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import Record, corpus_records
 from .crops import load_tiles
+from .levers import lever_report, lever_table
+from .threshold import RULES, Scores, compare_rules, rotate, unsure_margin
 
 BASELINE = "baseline-3-features"
 LOSSLESS_FORMATS = {"PNG", "WEBP", "BMP", "TIFF"}
@@ -107,15 +110,6 @@ def calibrated(logits: np.ndarray, calibration: dict) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(logits / calibration["temperature"] + calibration["bias"])))
 
 
-def threshold_for_fpr(p_real: np.ndarray, target_fpr: float) -> float:
-    """The smallest threshold whose false-positive rate on these photos is at most ``target_fpr``."""
-    ordered = np.sort(p_real)[::-1]
-    allowed = int(np.floor(target_fpr * len(ordered)))
-    if allowed >= len(ordered):
-        return 0.0
-    return float(np.nextafter(ordered[allowed], 1.0))
-
-
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
@@ -157,11 +151,13 @@ def model_report(records: list[Record], logits: dict[str, dict[int, float]], cal
         pf = np.r_[[p_of[r] for r in members], p_reals]
         m = binary_metrics(yf, pf, threshold)
         report["families"][family] = {"n": len(members), "fold": records[members[0]].fold, "auc": m.get("auc"),
-                                      "ap": m.get("ap"), "tpr": m.get("tpr")}
+                                      "ap": m.get("ap"), "tpr": m.get("tpr"),
+                                      "found": int(sum(p_of[r] >= threshold for r in members))}
     report["photo_sources"] = {}
     for source in sorted({records[r].source for r in reals}):
         members = [r for r in reals if records[r].source == source]
-        report["photo_sources"][source] = {"n": len(members), "fpr": float(np.mean([p_of[r] >= threshold for r in members]))}
+        flagged = int(sum(p_of[r] >= threshold for r in members))
+        report["photo_sources"][source] = {"n": len(members), "flagged": flagged, "fpr": flagged / len(members)}
     report["conditions"] = {}
     for condition, values in logits.items():
         if condition == "clean":
@@ -214,19 +210,100 @@ def evaluate_variant(cfg: RecipeConfig, records: list[Record], variant: str) -> 
     return finish_report(cfg, records, logits, {"aggregate": rule, "aggregation_auc": rule_aucs})
 
 
+def threshold_rule_report(cfg: RecipeConfig, records: list[Record], p_of: dict[int, float]) -> dict:
+    """Every candidate threshold rule validated by fold rotation (``train.threshold``) on calibrated
+    out-of-fold p(fake), the shipped one (``eval.threshold_rule``; "auto": by the fixed criterion) and
+    its unsure band."""
+    ids = sorted(p_of)
+    scores = Scores(np.array([p_of[r] for r in ids]), np.array([records[r].label for r in ids]),
+                    np.array([records[r].fold for r in ids]), np.array([records[r].source for r in ids]))
+    rules = list(dict.fromkeys([*cfg.eval.threshold_rules, *([] if cfg.eval.threshold_rule == "auto" else [cfg.eval.threshold_rule])]))
+    table = compare_rules(scores, rules, cfg.eval.max_fpr)
+    if cfg.eval.threshold_rule != "auto":
+        table["chosen"] = cfg.eval.threshold_rule
+    chosen = table["rules"][table["chosen"]]
+    table["threshold"] = chosen["threshold"]
+    table["unsure_margin"] = unsure_margin(chosen["threshold"], [r["threshold"] for r in chosen["rotations"]])
+    return table
+
+
 def finish_report(cfg: RecipeConfig, records: list[Record], logits: dict[str, dict[int, float]], extra: dict) -> dict:
-    """Calibration and threshold from the clean out-of-fold logits, then every figure."""
+    """Calibration and threshold rule from the clean out-of-fold logits, then every figure."""
     ids = sorted(logits["clean"])
     y = np.array([records[r].label for r in ids])
     z = np.array([logits["clean"][r] for r in ids])
     calibration = fit_calibration(z, y)
     p = calibrated(z, calibration)
-    threshold = threshold_for_fpr(p[y == 0], cfg.eval.target_fpr)
-    report = {**extra, "calibration": calibration, "threshold": threshold, "target_fpr": cfg.eval.target_fpr,
-              **model_report(records, logits, calibration, threshold, cfg.corpus.folds),
+    rule = threshold_rule_report(cfg, records, dict(zip(ids, p.tolist())))
+    threshold = rule["threshold"]
+    report = {**extra, "calibration": calibration, "threshold": threshold, "unsure_margin": rule["unsure_margin"],
+              "threshold_rule": rule, **model_report(records, logits, calibration, threshold, cfg.corpus.folds),
               "format_trap": format_trap(records, logits, calibration)}
     report["scores"] = {str(r): float(pr) for r, pr in zip(ids, p)}
     return report
+
+
+def learning_curve(cfg: RecipeConfig, records: list[Record], student: dict) -> list[dict]:
+    """Out-of-fold AUC, AP and TPR of fold students trained on a share of their training sources (same
+    folds, same seed, nested shares), beside the full student: is data still the limit?"""
+    from .classifiers import run_name
+
+    points = []
+    for fraction in sorted({*cfg.classifier.learning_curve, 1.0}):
+        name = run_name("student", fraction)
+        if not all(cfg.work.classifier_log(name, k).is_file() for k in range(cfg.corpus.folds)):
+            continue
+        logs = [json.loads(cfg.work.classifier_log(name, k).read_text()) for k in range(cfg.corpus.folds)]
+        clean = image_logits(oof_tile_logits(cfg, name)["clean"], student["aggregate"])
+        ids = sorted(clean)
+        y = np.array([records[r].label for r in ids])
+        z = np.array([clean[r] for r in ids])
+        folds = np.array([records[r].fold for r in ids])
+        shipped = RULES[student["threshold_rule"]["chosen"]]
+        p = calibrated(z, fit_calibration(z, y))
+        held = rotate(Scores(p, y, folds, np.array([records[r].source for r in ids])), shipped)
+        z_real = np.sort(z[y == 0])[::-1]
+        at5 = z_real[int(np.floor(0.05 * len(z_real)))]
+        points.append({
+            "fraction": fraction, "train_images_mean": float(np.mean([g.get("train_images", np.nan) for g in logs])),
+            "train_sources_mean": float(np.mean([len(g.get("train_sources", [])) or np.nan for g in logs])),
+            "auc": float(roc_auc_score(y, z)), "ap": float(average_precision_score(y, z)),
+            "auc_per_fold": [round(float(roc_auc_score(y[folds == k], z[folds == k])), 4) for k in range(cfg.corpus.folds)],
+            "tpr_at_fpr_5": float((z[y == 1] > at5).mean()),
+            "heldout_rule_tpr": float(np.mean([h["tpr"] for h in held])),
+            "heldout_rule_fpr": float(np.mean([h["fpr"] for h in held]))})
+    return points
+
+
+def learning_curve_table(points: list[dict]) -> str:
+    lines = ["learning curve (student, out-of-fold; share of each fold's training sources, nested, same seed):",
+             f"  {'share':>5} {'images':>7} {'sources':>7} {'AUC':>6} {'AP':>6} {'TPR@5%':>7} {'held-out rule TPR/FPR':>22}  AUC per fold"]
+    for p in points:
+        lines.append(f"  {p['fraction']:>5.2f} {p['train_images_mean']:>7.0f} {p['train_sources_mean']:>7.1f} {p['auc']:>6.3f} "
+                     f"{p['ap']:>6.3f} {p['tpr_at_fpr_5']:>7.3f} {p['heldout_rule_tpr']:>12.3f} / {p['heldout_rule_fpr']:.3f}  "
+                     f"{p['auc_per_fold']}")
+    return "\n".join(lines)
+
+
+def plot_learning_curve(points: list[dict], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    x = [p["train_images_mean"] for p in points]
+    lo = [min(p["auc_per_fold"]) for p in points]
+    hi = [max(p["auc_per_fold"]) for p in points]
+    ax.fill_between(x, lo, hi, color="C0", alpha=0.15, label="AUC, range over held-out folds")
+    ax.plot(x, [p["auc"] for p in points], "o-", color="C0", label="ROC-AUC (pooled out-of-fold)")
+    ax.plot(x, [p["heldout_rule_tpr"] for p in points], "s--", color="C3", label="TPR at the shipped rule (held-out)")
+    ax.plot(x, [p["tpr_at_fpr_5"] for p in points], "^:", color="C2", label="TPR at 5% FPR (pooled)")
+    for p, xi in zip(points, x):
+        ax.annotate(f"{p['fraction']:.0%}", (xi, p["auc"]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.set(xlabel="training images per fold model (share of training sources)", ylabel="out-of-fold score", ylim=(0, 1),
+           title="Learning curve (leave-source-out)")
+    ax.legend(fontsize=7, loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 @torch.inference_mode()
@@ -295,6 +372,15 @@ def evaluate(cfg: RecipeConfig, variants: list[str] | None = None, log=print) ->
     report["models"][BASELINE] = finish_report(cfg, records, baseline_logits(cfg, records), {})
     for name, m in report["models"].items():
         log(summary_line(name, m))
+    if "student" in report["models"]:
+        report["learning_curve"] = learning_curve(cfg, records, report["models"]["student"])
+        if len(report["learning_curve"]) > 1:
+            log(learning_curve_table(report["learning_curve"]))
+            plot_learning_curve(report["learning_curve"], cfg.work.eval / "learning_curve.png")
+        report["levers"] = lever_report(cfg, records, report["models"]["student"])
+        log(lever_table(report["levers"]))
+    for name, m in report["models"].items():
+        log(rule_table(name, m))
     for name, m in report["models"].items():
         log(family_table(name, m))
     write_json(cfg.work.metrics, report)
@@ -315,10 +401,27 @@ def summary_line(name: str, m: dict) -> str:
 def family_table(name: str, m: dict) -> str:
     """Per held-out family (each against all out-of-fold photos) and per photo source, at the threshold."""
     lines = [f"{name}: held-out families (vs all photos; FPR {m['clean']['fpr']:.3f} at threshold {m['threshold']:.3f})",
-             f"  {'family':<22} {'n':>4} {'fold':>4} {'AUC':>6} {'AP':>6} {'TPR':>6}"]
+             f"  {'family':<22} {'n':>4} {'fold':>4} {'AUC':>6} {'AP':>6} {'TPR':>6} {'found':>8}"]
     for family, f in sorted(m["families"].items(), key=lambda kv: -kv[1]["n"]):
-        lines.append(f"  {family:<22} {f['n']:>4} {f['fold']:>4} {f['auc']:>6.3f} {f['ap']:>6.3f} {f['tpr']:>6.3f}")
-    lines.append("  photo sources (FPR): " + ", ".join(f"{k} {v['fpr']:.2f} (n={v['n']})" for k, v in m["photo_sources"].items()))
+        lines.append(f"  {family:<22} {f['n']:>4} {f['fold']:>4} {f['auc']:>6.3f} {f['ap']:>6.3f} {f['tpr']:>6.3f} "
+                     f"{f['found']:>3} of {f['n']:<3}")
+    lines.append("  photo sources (flagged at the threshold): " + ", ".join(
+        f"{k} {v['flagged']} of {v['n']} ({v['fpr']:.2f})" for k, v in m["photo_sources"].items()))
+    return "\n".join(lines)
+
+
+def rule_table(name: str, m: dict) -> str:
+    """The threshold rules, each chosen on three folds and measured on the fourth's unseen sources."""
+    t = m["threshold_rule"]
+    lines = [f"{name}: threshold rules, chosen on 3 folds, measured on the held-out fold (criterion: {t['criterion']})",
+             f"  {'rule':<20} {'TPR mean±sd':>12} {'min':>5} {'FPR mean±sd':>12} {'max':>5} {'thr (all)':>9}  thresholds per held-out fold"]
+    for rule, r in t["rules"].items():
+        mark = " <- shipped" if rule == t["chosen"] else ""
+        lines.append(f"  {rule:<20} {r['tpr_mean']:>6.3f}±{r['tpr_std']:.3f} {r['tpr_min']:>5.2f} "
+                     f"{r['fpr_mean']:>6.3f}±{r['fpr_std']:.3f} {r['fpr_max']:>5.2f} {r['threshold']:>9.3f}  "
+                     + " ".join(f"{x['threshold']:.3f}" for x in r["rotations"]) + mark)
+    lines.append(f"  shipped: {t['chosen']} ({t['rules'][t['chosen']]['rule']}), threshold {t['threshold']:.3f}, "
+                 f"unsure within ±{t['unsure_margin']:.3f}")
     return "\n".join(lines)
 
 

@@ -14,12 +14,13 @@ import json
 import time
 from pathlib import Path
 
-from .classifiers import train_classifier
+from .classifiers import run_name, train_classifier
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import corpus_records, summary
 from .crops import build_dire_maps, build_eval_tiles, build_training_crops
 from .diffusion import train_diffusion
 from .evaluate import evaluate
+from .levers import TILES_CACHE, build_lever_caches
 from .export import export
 
 
@@ -48,6 +49,7 @@ def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict:
     stage("crops", lambda: build_training_crops(cfg, log), done=work.crops.is_file())
     for condition in cfg.eval.conditions:
         stage(f"tiles {condition}", lambda c=condition: build_eval_tiles(cfg, c, log), done=work.tiles(condition).is_file())
+    stage("tiles for the levers", lambda: build_lever_caches(cfg, log), done=work.tiles(TILES_CACHE).is_file())
     variants = ["student", "image-only"]  # the image-only tier distils from the same fold's student
     if cfg.classifier.kd_weight > 0:  # DistilDIRE's feature distillation: a DIRE teacher per fold first
         stage("DIRE maps", lambda: build_dire_maps(cfg, log), done=work.crops_dire.is_file())
@@ -56,6 +58,11 @@ def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict:
         for fold in [*range(cfg.corpus.folds), None]:
             name = f"{variant} fold {'all' if fold is None else fold}"
             stage(name, lambda v=variant, f=fold: train_classifier(cfg, v, f, log), done=work.classifier_log(variant, fold).is_file())
+    for fraction in cfg.classifier.learning_curve:  # the learning curve: fold students on a share of the sources
+        for fold in range(cfg.corpus.folds):
+            name = run_name("student", fraction)
+            stage(f"{name} fold {fold}", lambda f=fold, x=fraction: train_classifier(cfg, "student", f, log, source_fraction=x),
+                  done=work.classifier_log(name, fold).is_file())
     metrics = stage("evaluate", lambda: evaluate(cfg, log=log))
     stage("export", lambda: export(cfg, out_dir, metrics))
     log(f"recipe done: {json.dumps(timings)}")
