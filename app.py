@@ -409,6 +409,15 @@ def card_markdown(model: str) -> str:
             out.append(f"| {name} | {clean.get('auc', float('nan')):.3f} | {clean.get('ap', float('nan')):.3f} | "
                        f"{clean['tpr']:.2f} | {clean['fpr']:.2f} | {'—' if jpeg is None else f'{jpeg:.3f}'} | "
                        f"{smoothed or '—'} | {clean['ece']:.3f} |")
+    if card.get("threshold_policy"):
+        out += ["", f"**Threshold:** {card['threshold_policy']}."]
+    families = metrics.get("student", {}).get("families", {})
+    if families and all("found" in f for f in families.values()):
+        out += ["", "**Generated images of generators it never saw, found at the card threshold** (each family "
+                "scored by the fold model trained without it):", "", "| family | found | ROC-AUC vs photos |",
+                "| --- | ---: | ---: |"]
+        out += [f"| {name} | {f['found']} of {f['n']} | {f['auc']:.2f} |"
+                for name, f in sorted(families.items(), key=lambda kv: -kv[1]["n"])]
     if card.get("limits"):
         out += ["", "**What it can and cannot detect:**", ""] + [f"- {line}" for line in card["limits"]]
     data = card.get("data")

@@ -248,3 +248,27 @@ def test_tiles_lever_rescores_large_images_with_more_tiles(recipe, monkeypatch):
     assert lever["auc_16"] == pytest.approx(metrics["models"]["student"]["clean"]["auc"])
     assert 0.0 <= lever["auc_32"] <= 1.0 and lever["kept"] == (lever["gain"] > lever["fold_spread"])
     assert "tiles-32" in levers.lever_table(levers.lever_report(cfg, records, metrics["models"]["student"]))
+
+
+def test_card_only_export_keeps_weights_and_carries_unevaluated_variants(recipe, tmp_path):
+    """--card-only: new choices for the evaluated student, the image-only tier's previous entry carried
+    over and marked, weights files untouched and still loadable."""
+    import shutil
+
+    from train.export import export_card
+
+    cfg, weights, metrics = recipe
+    folder = tmp_path / "weights"
+    shutil.copytree(weights, folder)
+    before = {p.name: p.read_bytes() for p in folder.glob("*.safetensors")}
+    old = json.loads((folder / "card.json").read_text())
+    student_only = {**metrics, "models": {"student": {**metrics["models"]["student"], "threshold": 0.42, "unsure_margin": 0.07}}}
+    export_card(cfg, folder, student_only)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["variants"]["distildire"]["threshold"] == 0.42 and card["variants"]["distildire"]["unsure_margin"] == 0.07
+    assert card["variants"]["image-only"]["threshold"] == old["variants"]["image-only"]["threshold"]
+    assert card["variants"]["image-only"]["carried_over"] and card["metrics"]["image-only"]["carried_over"]
+    assert {p.name: p.read_bytes() for p in folder.glob("*.safetensors")} == before
+    detector = Detector.from_pretrained(str(folder))
+    assert detector.threshold == 0.42 and detector.policy.unsure_margin == 0.07
+    assert Detector.from_pretrained(str(folder), variant="image-only").threshold == pytest.approx(old["variants"]["image-only"]["threshold"])

@@ -4,7 +4,7 @@ DistilDIRE student and the image-only tier trained on ALL folds, as float16 safe
 threshold (chosen out-of-fold), the training data and its licences, the recipe, the out-of-fold
 metrics and the limits. ``Detector.from_pretrained("bundled")`` reads exactly this.
 
-    python -m train.export --config train/configs/bundled.json [--out detector/weights]
+    python -m train.export --config train/configs/bundled.json [--out detector/weights] [--card-only]
 """
 
 from __future__ import annotations
@@ -79,11 +79,17 @@ def _licence_kind(text: str) -> str:
     return "permissive or other (see manifest)"
 
 
-def build_card(cfg: RecipeConfig, metrics: dict | None) -> dict:
+def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = None) -> dict:
+    """The card from this run's metrics. With ``previous`` (the card of the weights being kept), a shipped
+    variant this run did not evaluate keeps its previous settings and metrics, marked as carried over."""
     records = corpus_records(cfg)
-    variants = {}
+    variants, carried = {}, []
     for card_name, variant in SHIPPED.items():
         chosen = (metrics or {}).get("models", {}).get(variant, {})
+        if not chosen and previous and card_name in previous.get("variants", {}):
+            variants[card_name] = {**previous["variants"][card_name], "carried_over": True}
+            carried.append(variant)
+            continue
         tiling = TilingConfig(cfg.crops.tile, cfg.eval.max_tiles, chosen.get("aggregate", "mean_logit"))
         variants[card_name] = {
             "preprocessing": tiling.to_card(),
@@ -109,6 +115,16 @@ def build_card(cfg: RecipeConfig, metrics: dict | None) -> dict:
     if metrics:
         card["metrics"] = {name: {k: v for k, v in m.items() if k != "scores"} for name, m in metrics["models"].items()}
         card["reference_histograms"] = reference_histograms(metrics, records)
+        if metrics.get("learning_curve"):
+            card["learning_curve"] = metrics["learning_curve"]
+        if metrics.get("levers"):
+            card["levers"] = metrics["levers"]
+    for variant in carried:  # not re-evaluated in this run: its previous figures, said to be so
+        card.setdefault("metrics", {})[variant] = {**previous.get("metrics", {}).get(variant, {}), "carried_over": True}
+        card_name = next(k for k, v in SHIPPED.items() if v == variant)
+        if card_name in previous.get("reference_histograms", {}):
+            card.setdefault("reference_histograms", {"edges": previous["reference_histograms"]["edges"]})[card_name] = \
+                previous["reference_histograms"][card_name]
     return card
 
 
@@ -155,13 +171,37 @@ def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics:
     return out
 
 
+def export_card(cfg: RecipeConfig, out_dir: str | Path, metrics: dict) -> Path:
+    """Rewrite only ``card.json`` of existing weights from this run's out-of-fold metrics — for a run that
+    re-evaluated the choices (threshold rule, unsure band) of weights it reproduces but did not retrain."""
+    path = Path(out_dir) / "card.json"
+    previous = json.loads(path.read_text())
+    card = build_card(cfg, metrics, previous)
+    for name, entry in previous["variants"].items():  # the files stay; so do their entries
+        card["variants"][name] = {**card["variants"].get(name, {}), **{k: entry[k] for k in ("student", "unet", "inputs") if k in entry}}
+    for key in ("image_size",):
+        if key in previous:
+            card[key] = previous[key]
+    path.write_text(json.dumps(card, indent=2))
+    print(f"card rewritten at {path} (weights kept)")
+    return path
+
+
 def main() -> None:
     parser = config_parser(__doc__)
     parser.add_argument("--out", default="detector/weights")
+    parser.add_argument("--card-only", action="store_true",
+                        help="rewrite card.json from the metrics and keep the weights files (variants this run did "
+                             "not evaluate keep their previous entry, marked carried_over)")
     args = parser.parse_args()
     cfg = load_config(args.config)
     metrics = json.loads(cfg.work.metrics.read_text()) if cfg.work.metrics.is_file() else None
-    export(cfg, args.out, metrics)
+    if args.card_only:
+        if metrics is None:
+            raise SystemExit(f"{cfg.work.metrics} is missing: run python -m train.evaluate first")
+        export_card(cfg, args.out, metrics)
+    else:
+        export(cfg, args.out, metrics)
 
 
 if __name__ == "__main__":
