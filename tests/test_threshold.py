@@ -97,3 +97,17 @@ def test_learning_curve_shares_are_nested_and_keep_both_classes():
         assert smaller <= larger
         assert any(g in smaller for g in "bcdefgh") and any(g in smaller for g in "qrs")
     assert "a" not in training_groups(records, 0, 1.0, 0) and "p" not in training_groups(records, 0, 1.0, 0)
+
+
+def test_lever_is_kept_only_when_it_wins_past_the_fold_spread():
+    from train.levers import compare
+
+    rng = np.random.default_rng(1)
+    y = np.tile(np.r_[np.ones(50), np.zeros(50)], 4).astype(int)
+    folds = np.repeat(np.arange(4), 100)
+    base = y * 1.0 + rng.normal(0, 1.0, 400)
+    better = base + y * 0.4  # every fold separates better
+    mixed = base + np.where(folds % 2 == 0, 0.6, -0.6) * y  # two folds better, two worse
+    assert compare("better", y, folds, base, better, "none")["kept"]
+    kept = compare("mixed", y, folds, base, mixed, "none")
+    assert not kept["kept"] and kept["gain_per_fold_std"] > abs(kept["gain_per_fold_mean"])
