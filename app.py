@@ -132,8 +132,8 @@ class ScorePlot:
                 if counts.sum():
                     ax.bar(centres, counts / counts.sum(), width=width, alpha=0.4, color=colours.get(kind),
                            label=f"{names.get(kind, kind)} (validation)")
-        threshold, margin = policy.threshold, policy.unsure_margin
-        ax.axvspan(threshold - margin, threshold + margin, color="grey", alpha=0.15, label="unsure band")
+        threshold = policy.threshold
+        ax.axvspan(*policy.band, color="grey", alpha=0.15, label="unsure band")
         ax.axvline(threshold, color=self.INK, lw=1.5, label=f"threshold {threshold:.2f}")
         self.top = ax.get_ylim()[1] if key in reference else 1.0
         ax.set_ylim(0, self.top)

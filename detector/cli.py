@@ -88,8 +88,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 writer.writerow([r["source"], r["verdict"], r["label"], r["p_fake"], r["logit"], r["unet_calls"],
                                  r["timings_ms"].get("total"), r["error"], r.get("low_confidence", False)])
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("fake", "unsure", "real", "error")}
-    print(f"\n{len(rows)} files: {counts['fake']} fake, {counts['unsure']} unsure (within ±{detector.policy.unsure_margin} "
-          f"of the threshold {detector.threshold:.2f}), {counts['real']} real, {counts['error']} unreadable", file=sys.stderr)
+    print(f"\n{len(rows)} files: {counts['fake']} fake, {counts['unsure']} unsure ({detector.policy.describe_band()}; "
+          f"threshold {detector.threshold:.2f}), {counts['real']} real, {counts['error']} unreadable", file=sys.stderr)
     return 0
 
 

@@ -206,6 +206,7 @@ class Detector:
         calibration: dict | None = None,
         threshold: float = 0.5,
         unsure_margin: float = DEFAULT_UNSURE_MARGIN,
+        unsure_above: float | None = None,
         ddim_steps: int = 20,
         device: str | torch.device | None = None,
         precision: str = "fp32",
@@ -248,7 +249,7 @@ class Detector:
         self.bias = float(calibration.get("bias", 0.0))
         if self.temperature <= 0:
             raise ValueError("calibration temperature must be positive")
-        self.policy = VerdictPolicy(float(threshold), unsure_margin)
+        self.policy = VerdictPolicy(float(threshold), unsure_margin, unsure_above)
         self.batch_size = batch_size
         self.name = name
         self.card = card or {}
@@ -269,6 +270,8 @@ class Detector:
         kwargs.setdefault("threshold", spec.threshold)
         if spec.unsure_margin is not None:
             kwargs.setdefault("unsure_margin", float(spec.unsure_margin))
+        if spec.unsure_above is not None:
+            kwargs.setdefault("unsure_above", float(spec.unsure_above))
         preprocessing = spec.preprocessing or {}
         if preprocessing.get("mode") == "tiles":
             kwargs.setdefault("tiling", TilingConfig.from_card(preprocessing))
@@ -486,6 +489,7 @@ class Detector:
             "image_size": self.image_size,
             "threshold": self.threshold,
             "unsure_margin": self.policy.unsure_margin,
+            "unsure_band": list(self.policy.band),
             "ddim_steps": self.ddim.steps,
             "unet_precision": self.extractor.precision if self.extractor else None,
             "unet_calls_per_image": self.unet_calls_per_image,

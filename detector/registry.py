@@ -48,6 +48,7 @@ class WeightsSpec:
     image_size: int | None = None  # None: the UNet's sample_size
     threshold: float = 0.5
     unsure_margin: float | None = None  # None: detector.verdict.DEFAULT_UNSURE_MARGIN
+    unsure_above: float | None = None  # the unsure band above the threshold; None: unsure_margin
     inputs: str = "image+eps"
     license: str = "unknown"
     card: dict = field(default_factory=dict)
@@ -174,6 +175,7 @@ def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSp
         image_size=entry.get("image_size", card.get("image_size")),
         threshold=float(entry.get("threshold", card.get("threshold", 0.5))),
         unsure_margin=entry.get("unsure_margin"),
+        unsure_above=entry.get("unsure_above"),
         inputs=entry.get("inputs", "image+eps"),
         license=card.get("license", "unknown"),
         card=card,

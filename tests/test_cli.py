@@ -47,7 +47,7 @@ def test_scan_threshold_sets_label_and_verdict(tiny_weights, image_files, tmp_pa
     for r in report["results"]:
         assert r["label"] == ("fake" if r["p_fake"] >= threshold else "real")
         assert r["verdict"] in (r["label"], "unsure")
-    assert "unsure (within ±0.1 of the threshold" in capsys.readouterr().err
+    assert f"unsure (p between {threshold - 0.1:.2f} and {threshold + 0.1:.2f}; threshold {threshold:.2f})" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(tmp_path):

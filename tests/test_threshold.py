@@ -7,7 +7,7 @@ import pytest
 
 from train.classifiers import training_groups
 from train.corpus import Record
-from train.threshold import RULES, Scores, compare_rules, rotate, source_mean_fpr, unsure_margin
+from train.threshold import RULES, Scores, compare_rules, fold_thresholds, rotate, source_mean_fpr, unsure_band
 
 
 def _scores(seed: int = 0, folds: int = 4, shift: float = 0.0) -> Scores:
@@ -82,11 +82,14 @@ def test_compare_rules_applies_its_stated_criterion():
     assert strict["chosen"] in RULES
 
 
-def test_unsure_margin_covers_the_rotations_thresholds():
-    assert unsure_margin(0.6, [0.52, 0.7, 0.61]) == pytest.approx(0.1)
-    assert unsure_margin(0.6, [0.59, 0.61]) == pytest.approx(0.05)  # floor
-    assert unsure_margin(0.6, [0.1, 0.9]) == pytest.approx(0.2)  # ceiling
-    assert unsure_margin(0.97, [0.8]) < 0.03  # the band stays inside (0, 1)
+def test_unsure_band_covers_where_thresholds_disagree():
+    assert unsure_band(0.6, [0.52, 0.7, 0.61]) == pytest.approx((0.08, 0.1))
+    assert unsure_band(0.6, [0.59, 0.61]) == pytest.approx((0.05, 0.05))  # floor
+    assert unsure_band(0.6, [0.1, 0.9]) == pytest.approx((0.25, 0.25))  # ceiling
+    assert unsure_band(0.97, [0.8, 0.99])[1] < 0.03  # the band stays inside (0, 1)
+    s = _scores(shift=-0.6)
+    own = fold_thresholds(s, RULES["pooled-fpr-5"])
+    assert own == sorted(own, reverse=True)  # each fold's own threshold follows its score scale
 
 
 def test_learning_curve_shares_are_nested_and_keep_both_classes():

@@ -157,7 +157,11 @@ def test_evaluation_report_has_every_section(recipe):
         rule = m["threshold_rule"]
         assert rule["chosen"] == "pooled-fpr-10" and set(cfg.eval.threshold_rules) <= set(rule["rules"])
         assert [r["fold"] for r in rule["rules"]["pooled-fpr-10"]["rotations"]] == [0, 1]
-        assert 0.0 < m["unsure_margin"] < 0.5 and m["threshold"] == rule["threshold"]
+        assert 0.0 < m["unsure_margin"] < 0.5 and 0.0 < m["unsure_above"] < 0.5 and m["threshold"] == rule["threshold"]
+        low, high = m["threshold"] - m["unsure_margin"], m["threshold"] + m["unsure_above"]
+        capped_low = m["unsure_margin"] == pytest.approx(min(0.25, m["threshold"] - 1e-3))
+        capped_high = m["unsure_above"] == pytest.approx(min(0.25, 1 - m["threshold"] - 1e-3))
+        assert all((low - 1e-9 <= t or capped_low) and (t <= high + 1e-9 or capped_high) for t in rule["fold_thresholds"])
         assert sum(f["found"] for f in m["families"].values()) == round(m["clean"]["tpr"] * 8)
     assert metrics["models"]["student"]["aggregate"] in cfg.eval.aggregations
     curve = metrics["learning_curve"]
@@ -179,7 +183,7 @@ def test_export_round_trips_through_detector(recipe):
     assert card["data"]["images"] == {"generated": 8, "photos": 8} and "non-commercial" in card["license"]
     full = Detector.from_pretrained(str(weights))
     fast = Detector.from_pretrained(str(weights), variant="image-only")
-    assert full.policy.unsure_margin == pytest.approx(entry["unsure_margin"])  # the card's band reaches the verdicts
+    assert full.policy.band == pytest.approx((entry["threshold"] - entry["unsure_margin"], entry["threshold"] + entry["unsure_above"]))
     assert full.uses_eps and not fast.uses_eps and full.tiling.max_tiles == 4
     records = build_records(cfg.corpus)
     result = full.detect_one(records[0].path)

@@ -31,3 +31,16 @@ def test_with_threshold_keeps_the_margin_and_validates():
             VerdictPolicy(bad)
     with pytest.raises(ValueError, match="unsure_margin"):
         VerdictPolicy(0.5, unsure_margin=0.6)
+
+
+def test_an_asymmetric_band_from_the_card():
+    """Below the threshold the band may reach further than above it (where validated thresholds disagree)."""
+    policy = VerdictPolicy(0.8, unsure_margin=0.2, unsure_above=0.05)
+    assert policy.band == pytest.approx((0.6, 0.85))
+    assert [policy.verdict(p) for p in (0.59, 0.61, 0.79, 0.81, 0.84, 0.86)] == ["real", "unsure", "unsure", "unsure", "unsure", "fake"]
+    assert policy.label(0.79) == "real" and policy.label(0.81) == "fake"  # the label is still the side of the threshold
+    moved = policy.with_threshold(0.5)  # the slider moves the band with the threshold
+    assert moved.band == pytest.approx((0.3, 0.55))
+    assert policy.to_dict() == {"threshold": 0.8, "unsure_margin": 0.2, "unsure_above": 0.05}
+    with pytest.raises(ValueError, match="unsure_above"):
+        VerdictPolicy(0.5, unsure_above=0.7)

@@ -39,7 +39,7 @@ from .config import RecipeConfig, config_parser, load_config
 from .corpus import Record, corpus_records
 from .crops import load_tiles
 from .levers import lever_report, lever_table
-from .threshold import RULES, Scores, compare_rules, rotate, unsure_margin
+from .threshold import RULES, Scores, compare_rules, fold_thresholds, rotate, unsure_band
 
 BASELINE = "baseline-3-features"
 LOSSLESS_FORMATS = {"PNG", "WEBP", "BMP", "TIFF"}
@@ -223,7 +223,9 @@ def threshold_rule_report(cfg: RecipeConfig, records: list[Record], p_of: dict[i
         table["chosen"] = cfg.eval.threshold_rule
     chosen = table["rules"][table["chosen"]]
     table["threshold"] = chosen["threshold"]
-    table["unsure_margin"] = unsure_margin(chosen["threshold"], [r["threshold"] for r in chosen["rotations"]])
+    table["fold_thresholds"] = fold_thresholds(scores, RULES[table["chosen"]])
+    table["unsure_margin"], table["unsure_above"] = unsure_band(
+        chosen["threshold"], [r["threshold"] for r in chosen["rotations"]] + table["fold_thresholds"])
     return table
 
 
@@ -237,6 +239,7 @@ def finish_report(cfg: RecipeConfig, records: list[Record], logits: dict[str, di
     rule = threshold_rule_report(cfg, records, dict(zip(ids, p.tolist())))
     threshold = rule["threshold"]
     report = {**extra, "calibration": calibration, "threshold": threshold, "unsure_margin": rule["unsure_margin"],
+              "unsure_above": rule["unsure_above"],
               "threshold_rule": rule, **model_report(records, logits, calibration, threshold, cfg.corpus.folds),
               "format_trap": format_trap(records, logits, calibration)}
     report["scores"] = {str(r): float(pr) for r, pr in zip(ids, p)}
@@ -421,7 +424,8 @@ def rule_table(name: str, m: dict) -> str:
                      f"{r['fpr_mean']:>6.3f}±{r['fpr_std']:.3f} {r['fpr_max']:>5.2f} {r['threshold']:>9.3f}  "
                      + " ".join(f"{x['threshold']:.3f}" for x in r["rotations"]) + mark)
     lines.append(f"  shipped: {t['chosen']} ({t['rules'][t['chosen']]['rule']}), threshold {t['threshold']:.3f}, "
-                 f"unsure within ±{t['unsure_margin']:.3f}")
+                 f"unsure between {t['threshold'] - t['unsure_margin']:.3f} and {t['threshold'] + t['unsure_above']:.3f} "
+                 f"(each held-out fold's own threshold: {' '.join(f'{x:.3f}' for x in t['fold_thresholds'])})")
     return "\n".join(lines)
 
 

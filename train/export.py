@@ -96,8 +96,9 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
             "calibration": chosen.get("calibration", {"temperature": 1.0, "bias": 0.0}),
             "threshold": float(chosen.get("threshold", 0.5)),
         }
-        if "unsure_margin" in chosen:
-            variants[card_name]["unsure_margin"] = float(chosen["unsure_margin"])
+        for key in ("unsure_margin", "unsure_above"):
+            if key in chosen:
+                variants[card_name][key] = float(chosen[key])
     card = {
         "name": cfg.name,
         "description": (f"DistilDIRE student (ResNet-{cfg.classifier.depth} on [image, eps] of native-resolution "
@@ -137,8 +138,9 @@ def threshold_policy(report: dict) -> str:
     return (f"threshold rule '{rule['chosen']}': {chosen['rule']}, chosen among {len(rule['rules'])} rules by fold "
             f"rotation (threshold picked on three folds, measured on the fourth fold's unseen generator families and "
             f"photo sources: TPR {chosen['tpr_mean']:.2f} ± {chosen['tpr_std']:.2f}, FPR {chosen['fpr_mean']:.2f} ± "
-            f"{chosen['fpr_std']:.2f}); unsure within ±{rule['unsure_margin']:.2f} of the threshold, the range where "
-            "the rotations' thresholds disagree; p(fake) calibrated out-of-fold by temperature and bias")
+            f"{chosen['fpr_std']:.2f}); unsure for p between {rule['threshold'] - rule['unsure_margin']:.2f} and "
+            f"{rule['threshold'] + rule['unsure_above']:.2f}, the range where thresholds chosen on different folds "
+            "disagree; p(fake) calibrated out-of-fold by temperature and bias")
 
 
 def reference_histograms(metrics: dict, records: list[Record], bins: int = 20) -> dict:

@@ -83,11 +83,12 @@ def tiles_lever(cfg: RecipeConfig, records: list[Record], student: dict) -> dict
 
     if not cfg.work.tiles(TILES_CACHE).is_file():
         return None
+    from .evaluate import oof_tile_logits
+
     tiles = load_tiles(cfg, TILES_CACHE)
     owners = tiles["record"]
-    base = {int(r): float(np.log(p / (1 - p))) for r, p in student["scores"].items()}  # calibrated logits, 16 tiles
-    cal = student["calibration"]
-    wide: dict[int, float] = {}
+    base = {r: aggregate(z, student["aggregate"]) for r, z in oof_tile_logits(cfg, "student")["clean"].items()}
+    wide: dict[int, float] = {}  # raw image logits (AUC needs no calibration)
     for fold in range(cfg.corpus.folds):
         index = torch.tensor([i for i, r in enumerate(owners.tolist()) if records[r].fold == fold], dtype=torch.long)
         if len(index) == 0:
@@ -95,8 +96,7 @@ def tiles_lever(cfg: RecipeConfig, records: list[Record], student: dict) -> dict
         model = load_classifier(cfg, "student", fold)
         z = raw_logits(model, "image+eps", tiles, index)
         for record in owners[index].unique().tolist():
-            image_z = aggregate(z[owners[index] == record], student["aggregate"])
-            wide[record] = image_z / cal["temperature"] + cal["bias"]
+            wide[record] = aggregate(z[owners[index] == record], student["aggregate"])
     ids = sorted(base)
     y = np.array([records[r].label for r in ids])
     folds = np.array([records[r].fold for r in ids])

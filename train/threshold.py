@@ -9,7 +9,8 @@ from elsewhere score differently, and at that threshold a new user's generated i
   (their photos *and* fakes), then measure TPR on the fourth fold's unseen generator families and FPR on
   its unseen photo sources;
 * report per rule the held-out TPR and FPR of every rotation, their mean and spread, and the threshold
-  each rotation chose (the spread of those thresholds is the *unsure band*);
+  each rotation chose; the *unsure band* covers those thresholds and the rule's threshold on each
+  held-out fold alone (where folds disagree about the same image, the verdict says "unsure");
 * ship the rule picked by the criterion below, fixed before any figure was seen: among the rules
   whose mean held-out FPR is at most ``max_fpr``, the highest mean held-out TPR minus its standard
   deviation over rotations ("highest and most stable"); the shipped threshold is that rule applied to
@@ -136,9 +137,15 @@ def compare_rules(scores: Scores, rules: list[str], max_fpr: float) -> dict:
                          "standard deviation over rotations", "max_fpr": max_fpr, "rules": table, "chosen": chosen}
 
 
-def unsure_margin(threshold_p: float, rotation_thresholds_p: list[float], floor: float = 0.05, ceiling: float = 0.2) -> float:
-    """Half-width of the unsure band: wide enough to cover every rotation's threshold (where models
-    chosen on different sources disagree), at least ``floor``, at most ``ceiling`` and inside (0, 1)."""
-    spread = max(abs(t - threshold_p) for t in rotation_thresholds_p)
-    margin = min(max(spread, floor), ceiling)
-    return float(min(margin, threshold_p - 1e-3, 1 - threshold_p - 1e-3))
+def fold_thresholds(scores: Scores, rule: Callable[[Scores], float]) -> list[float]:
+    """The rule applied to each held-out fold's own out-of-fold scores: where the folds disagree."""
+    return [rule(scores.subset(scores.folds == fold)) for fold in np.unique(scores.folds)]
+
+
+def unsure_band(threshold: float, thresholds: list[float], floor: float = 0.05, ceiling: float = 0.25) -> tuple[float, float]:
+    """(below, above): how far the unsure band reaches under and over the threshold — far enough to cover
+    every threshold in ``thresholds`` (the rotations' and each held-out fold's own), at least ``floor``,
+    at most ``ceiling``, and inside (0, 1)."""
+    below = min(max(threshold - min(thresholds), floor), ceiling, threshold - 1e-3)
+    above = min(max(max(thresholds) - threshold, floor), ceiling, 1 - threshold - 1e-3)
+    return float(below), float(above)
