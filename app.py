@@ -442,7 +442,7 @@ def example_items() -> list[tuple[str, str]]:
     for e in json.loads(manifest.read_text())["files"]:
         text = f"{e['label']}: {'photo' if e['label'] == 'real' else e['generator']}"
         if e.get("model_label") not in (None, e["label"]):
-            text += f" (missed by this model: it says {e['model_label']})"
+            text += " (missed by this model)" if e["label"] == "fake" else " (wrongly flagged by this model)"
         items.append((str(EXAMPLES / e["file"]), text))
     return items
 

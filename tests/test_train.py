@@ -259,8 +259,8 @@ def test_tiles_lever_rescores_large_images_with_more_tiles(recipe, monkeypatch):
 
 
 def test_card_only_export_keeps_weights_and_carries_unevaluated_variants(recipe, tmp_path):
-    """--card-only: new choices for the evaluated student, the image-only tier's previous entry carried
-    over and marked, weights files untouched and still loadable."""
+    """--card-only: new choices and weights for the evaluated student, the image-only tier's previous
+    entry and weights carried over and marked, everything still loadable."""
     import shutil
 
     from train.export import export_card
@@ -269,6 +269,7 @@ def test_card_only_export_keeps_weights_and_carries_unevaluated_variants(recipe,
     folder = tmp_path / "weights"
     shutil.copytree(weights, folder)
     before = {p.name: p.read_bytes() for p in folder.glob("*.safetensors")}
+    (folder / "distildire.safetensors").unlink()  # written again from this run's student trained on everything
     old = json.loads((folder / "card.json").read_text())
     student_only = {**metrics, "models": {"student": {**metrics["models"]["student"], "threshold": 0.42, "unsure_margin": 0.07}}}
     export_card(cfg, folder, student_only)
@@ -276,7 +277,9 @@ def test_card_only_export_keeps_weights_and_carries_unevaluated_variants(recipe,
     assert card["variants"]["distildire"]["threshold"] == 0.42 and card["variants"]["distildire"]["unsure_margin"] == 0.07
     assert card["variants"]["image-only"]["threshold"] == old["variants"]["image-only"]["threshold"]
     assert card["variants"]["image-only"]["carried_over"] and card["metrics"]["image-only"]["carried_over"]
-    assert {p.name: p.read_bytes() for p in folder.glob("*.safetensors")} == before
+    after = {p.name: p.read_bytes() for p in folder.glob("*.safetensors")}
+    assert after["image-only.safetensors"] == before["image-only.safetensors"]  # the carried-over student is kept
+    assert after["distildire.safetensors"] == before["distildire.safetensors"]  # the run's student, as the full export wrote it
     detector = Detector.from_pretrained(str(folder))
     assert detector.threshold == 0.42 and detector.policy.unsure_margin == 0.07
     assert Detector.from_pretrained(str(folder), variant="image-only").threshold == pytest.approx(old["variants"]["image-only"]["threshold"])

@@ -109,7 +109,7 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
         "threshold_policy": threshold_policy((metrics or {}).get("models", {}).get("student", {})),
         "data": data_card(records),
         "recipe": cfg.to_dict(),
-        "limits": LIMITS,
+        "limits": LIMITS + finds_limit((metrics or {}).get("models", {}).get("student", {})),
         "variants": variants,
         "default_variant": "distildire",
     }
@@ -127,6 +127,18 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
             card.setdefault("reference_histograms", {"edges": previous["reference_histograms"]["edges"]})[card_name] = \
                 previous["reference_histograms"][card_name]
     return card
+
+
+def finds_limit(report: dict) -> list[str]:
+    """The limit a user most needs to read, in numbers: how much a verdict of "real" is worth."""
+    rule = report.get("threshold_rule")
+    if not rule:
+        return []
+    chosen = rule["rules"][rule["chosen"]]
+    return [f"At the card threshold it finds about {chosen['tpr_mean']:.0%} of the generated images of generators it "
+            f"never saw (out of sample, {chosen['tpr_min']:.0%} in the worst fold), while flagging about "
+            f"{chosen['fpr_mean']:.0%} of photos from sources it never saw: a 'real' verdict means no generation traces "
+            "were found, not that the image is a photo."]
 
 
 def threshold_policy(report: dict) -> str:
@@ -174,11 +186,24 @@ def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics:
 
 
 def export_card(cfg: RecipeConfig, out_dir: str | Path, metrics: dict) -> Path:
-    """Rewrite only ``card.json`` of existing weights from this run's out-of-fold metrics — for a run that
-    re-evaluated the choices (threshold rule, unsure band) of weights it reproduces but did not retrain."""
+    """Rewrite ``card.json`` of existing weights from this run's out-of-fold metrics, and the students this
+    run evaluated AND trained on everything; the other students (and the UNet) stay as they are, their card
+    entries carried over — for a run that re-evaluated one variant without rerunning the whole recipe."""
+    from safetensors.torch import save_file
+
     path = Path(out_dir) / "card.json"
     previous = json.loads(path.read_text())
     card = build_card(cfg, metrics, previous)
+    for card_name, variant in SHIPPED.items():
+        if variant in metrics.get("models", {}) and cfg.work.classifier(variant, None).is_file():
+            model = load_classifier(cfg, variant, None).half()
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(state, str(Path(out_dir) / previous["variants"][card_name]["student"]),
+                      metadata={"inputs": VARIANTS[variant].inputs})
+            print(f"{card_name}: weights of this run's {variant} (all folds) written")
+        elif variant in metrics.get("models", {}):
+            raise SystemExit(f"{variant} was evaluated but not trained on everything: python -m train.classifiers "
+                             f"--config … --variant {variant} --fold all")
     for name, entry in previous["variants"].items():  # the files stay; so do their entries
         card["variants"][name] = {**card["variants"].get(name, {}), **{k: entry[k] for k in ("student", "unet", "inputs") if k in entry}}
     for key in ("image_size",):
@@ -193,8 +218,8 @@ def main() -> None:
     parser = config_parser(__doc__)
     parser.add_argument("--out", default="detector/weights")
     parser.add_argument("--card-only", action="store_true",
-                        help="rewrite card.json from the metrics and keep the weights files (variants this run did "
-                             "not evaluate keep their previous entry, marked carried_over)")
+                        help="rewrite card.json and the students this run evaluated; keep the other weights files "
+                             "(variants this run did not evaluate keep their previous entry, marked carried_over)")
     args = parser.parse_args()
     cfg = load_config(args.config)
     metrics = json.loads(cfg.work.metrics.read_text()) if cfg.work.metrics.is_file() else None
