@@ -406,7 +406,8 @@ def card_markdown(model: str) -> str:
             clean, cond = m["clean"], m.get("conditions", {})
             smoothed = " / ".join(f"{cond[k]['fpr']:.2f}" for k in ("blur_1.0", "median_3", "denoise", "rescale_0.5x") if k in cond)
             jpeg = cond.get("jpeg_q75", {}).get("auc")
-            out.append(f"| {name} | {clean.get('auc', float('nan')):.3f} | {clean.get('ap', float('nan')):.3f} | "
+            label = f"{name} (previous run, not re-evaluated)" if m.get("carried_over") else name
+            out.append(f"| {label} | {clean.get('auc', float('nan')):.3f} | {clean.get('ap', float('nan')):.3f} | "
                        f"{clean['tpr']:.2f} | {clean['fpr']:.2f} | {'—' if jpeg is None else f'{jpeg:.3f}'} | "
                        f"{smoothed or '—'} | {clean['ece']:.3f} |")
     if card.get("threshold_policy"):
@@ -441,8 +442,8 @@ def example_items() -> list[tuple[str, str]]:
     items = []
     for e in json.loads(manifest.read_text())["files"]:
         text = f"{e['label']}: {'photo' if e['label'] == 'real' else e['generator']}"
-        if e.get("model_label") not in (None, e["label"]):
-            text += " (missed by this model)" if e["label"] == "fake" else " (wrongly flagged by this model)"
+        if e.get("model_label") not in (None, e["label"]):  # first, so that a cut-off caption still says it
+            text = ("missed by this model — " if e["label"] == "fake" else "wrongly flagged by this model — ") + text
         items.append((str(EXAMPLES / e["file"]), text))
     return items
 
