@@ -4,16 +4,45 @@
     results = Detector.from_pretrained("bundled").detect(["photo.jpg"])
 """
 
+from .config import Calibration, ModelConfig
 from .ddim import DDIM, Schedule
-from .pipeline import DetectionResult, Detector, EpsExtractor, load_student
+from .features import EpsExtractor
+from .loading import load_student
+from .pipeline import Detector
 from .preprocess import DetectorInputError, load_image, to_model_tensor
 from .registry import (
-    WeightsNotFoundError, WeightsSpec, available_names, choose_auto, describe, download, resolve, resolve_weights,
+    WeightsNotFoundError,
+    WeightsSpec,
+    available_names,
+    choose_auto,
+    describe,
+    download,
+    model_config,
+    resolve,
+    resolve_weights,
 )
+from .result import DetectionResult
 
 __all__ = [
-    "DDIM", "DetectionResult", "Detector", "EpsExtractor", "DetectorInputError", "Schedule", "WeightsNotFoundError",
-    "WeightsSpec", "available_names", "choose_auto", "describe", "download", "load_image", "load_student", "resolve",
-    "resolve_weights", "to_model_tensor",
+    "DDIM",
+    "Calibration",
+    "DetectionResult",
+    "Detector",
+    "DetectorInputError",
+    "EpsExtractor",
+    "ModelConfig",
+    "Schedule",
+    "WeightsNotFoundError",
+    "WeightsSpec",
+    "available_names",
+    "choose_auto",
+    "describe",
+    "download",
+    "load_image",
+    "load_student",
+    "model_config",
+    "resolve",
+    "resolve_weights",
+    "to_model_tensor",
 ]
 __version__ = "0.1.0"

@@ -9,45 +9,17 @@ turns many batch-1 calls into one large batch.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from .pipeline import DetectionResult, Detector
+from .pipeline import Detector
 from .preprocess import ImageInput
+from .result import DetectionResult
 from .verdict import VerdictPolicy
-
-
-class ModelThread:
-    """One OS thread for every model call of a server.
-
-    PyTorch's CPU thread pool belongs to the thread that calls it: model calls made from many threads
-    (a web server's request threads) each bring a pool of their own, and the pools fight over the cores.
-    Measured on 2 cores: DIRE for 4 images 5.1 s on the thread that loaded the model, 9.0 s on a new
-    thread. ``run`` executes jobs in arrival order on one thread, so a long request submitted a piece at
-    a time lets short ones run in between its pieces."""
-
-    def __init__(self) -> None:
-        self._start()
-
-    def _start(self) -> None:
-        self._pid, self.ident = os.getpid(), None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model", initializer=self._remember)
-
-    def _remember(self) -> None:
-        self.ident = threading.get_ident()
-
-    def run(self, fn: Callable, *args, **kwargs):
-        """``fn(*args, **kwargs)`` on the model thread (directly when already on it); its result or error."""
-        if os.getpid() != self._pid:  # a forked child (e.g. ZeroGPU's worker) has no copy of the thread
-            self._start()
-        if threading.get_ident() == self.ident:
-            return fn(*args, **kwargs)
-        return self._executor.submit(fn, *args, **kwargs).result()
 
 
 def _direct(fn: Callable, *args, **kwargs):
@@ -72,7 +44,7 @@ class BatchingDetector:
         # GPU: large batches are nearly free
         self.max_images = max_images or (64 if detector.device.type == "cuda" else 4)
         self.detector, self.max_wait_s = detector, max_wait_s
-        self.runner = runner or _direct  # e.g. ``ModelThread().run``: where the model call executes
+        self.runner = runner or _direct  # e.g. ``serving.ModelThread().run``: where the model call executes
         self._pending: list[_Request] = []
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -128,6 +100,4 @@ class BatchingDetector:
             for request in batch:
                 own = results[offset : offset + len(request.inputs)]
                 offset += len(request.inputs)
-                for result in own:
-                    request.policy.apply(result)
-                request.future.set_result(own)
+                request.future.set_result([result.with_policy(request.policy) for result in own])

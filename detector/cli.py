@@ -25,29 +25,12 @@ def collect_inputs(paths: list[str]) -> list[str]:
     return found
 
 
-def _format_table(rows: list[dict]) -> str:
-    headers = ["file", "verdict", "p_fake", "unet_calls", "ms", "note"]
-    body = [
-        [
-            r["source"],
-            r["verdict"].upper() if r["verdict"] else "ERROR",
-            f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-",
-            str(r["unet_calls"]),
-            f"{r['timings_ms'].get('total', 0):.0f}" if r["p_fake"] is not None else "-",
-            r["error"] or r.get("warning") or "",
-        ]
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
-
-
 def cmd_scan(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .pipeline import Detector
     from .registry import WeightsNotFoundError
+    from .report import format_table
 
     inputs = collect_inputs(args.paths)
     if not inputs:
@@ -77,7 +60,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             chunk = inputs[start : start + args.batch_size]
             rows.extend(r.to_dict() for r in detector.detect(chunk, with_dire=args.dire))
             bar.update(len(chunk))
-    print(_format_table(rows))
+    print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"model": detector.describe(), "results": rows}, indent=2))
     if args.csv:
@@ -114,14 +97,10 @@ def _scan_streaming(args: argparse.Namespace, inputs: list[str], build) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """The registry, from metadata (no download): name, what it is, calls per image, files, local or not."""
-    from .registry import REGISTRY, is_local
+    """The registry, from metadata and model cards (no download): each model's config in words, local or not."""
+    from .card import models_listing
 
-    for name, entry in REGISTRY.items():
-        size = f", download ~{entry.download_mb / 1000:.1f} GB" if entry.files else ""
-        state = "local" if is_local(name) else "not downloaded"
-        print(f"{name:22s} {entry.label}\n{'':22s} {entry.unet_calls_per_image} UNet call(s) per image "
-              f"({entry.preprocessing}, {entry.image_size} px); licence: {entry.license}{size}; {state}")
+    print(models_listing())
     return 0
 
 
@@ -189,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--weights", default="bundled", help="registry name or weights folder (default: bundled)")
     scan.add_argument("--student", help="student checkpoint file (overrides --weights)")
     scan.add_argument("--unet", help="UNet: diffusers folder or guided-diffusion .pt (with --student)")
-    scan.add_argument("--dire", action="store_true", help="also compute the teacher's DIRE map (40 UNet calls)")
+    scan.add_argument("--dire", action="store_true", help="also compute the teacher's DIRE map (2 x DDIM steps more UNet calls per image)")
     scan.add_argument("--threshold", type=float, help="p_fake threshold (default: the model card's)")
     scan.add_argument("--batch-size", type=int, default=8)
     scan.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")

@@ -13,14 +13,13 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image]
+ImageInput = str | os.PathLike | bytes | bytearray | Image.Image
 
 #: Largest accepted image, in pixels (about 8k × 8k). Beyond this Pillow's decompression-bomb guard
 #: would otherwise only warn; we refuse before decoding.
@@ -37,8 +36,6 @@ ALLOWED_FORMATS = tuple(
     f for f in ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "PPM", "HEIF") if f in Image.OPEN
 )
 
-PREPROCESSING_VERSION = "distildire-v1: exif-transpose, first frame, RGB (alpha over white), " \
-    "[-1,1], resize shorter side (bilinear, antialias) + center crop"
 
 
 class DetectorInputError(ValueError):
@@ -160,8 +157,18 @@ def load_image(item: ImageInput, source: str | None = None, max_bytes: int | Non
     return LoadedImage(rgb, name, (width, height), fmt, mode)
 
 
+def to_signed(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0…255) → float32 in [−1, 1] (x / 255 · 2 − 1): the one conversion into model space."""
+    return TF.to_dtype(pixels, torch.float32, scale=True) * 2.0 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float in [−1, 1] → uint8 pixels (clamped, rounded): the one conversion out of model space."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_model_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """RGB PIL image → 3×size×size float32 in [−1, 1] (official DistilDIRE geometry)."""
-    tensor = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True) * 2.0 - 1.0
+    tensor = to_signed(TF.pil_to_tensor(image))
     tensor = TF.resize(tensor, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     return TF.center_crop(tensor, [size, size])

@@ -20,8 +20,13 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from .config import OFFICIAL_THRESHOLD, ModelConfig
+from .ddim import Schedule
+from .tiling import TilingConfig
+from .verdict import VerdictPolicy
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -38,22 +43,19 @@ class WeightsNotFoundError(FileNotFoundError):
     """Weights that are not on this machine and could not be fetched; the message says what to do."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class WeightsSpec:
-    """Everything a ``Detector`` needs to know about one set of weights."""
+    """A model's config and its files on this machine: everything ``Detector`` needs."""
 
-    name: str
+    config: ModelConfig
     student: Path
     unet: Path | None  # None: an image-only student
-    image_size: int | None = None  # None: the UNet's sample_size
-    threshold: float = 0.5
-    unsure_margin: float | None = None  # None: detector.verdict.DEFAULT_UNSURE_MARGIN
-    unsure_above: float | None = None  # the unsure band above the threshold; None: unsure_margin
-    inputs: str = "image+eps"
-    license: str = "unknown"
-    card: dict = field(default_factory=dict)
-    preprocessing: dict | None = None  # {"mode": "resize-center-crop"} (default) or {"mode": "tiles", ...}
-    calibration: dict | None = None  # {"temperature": T, "bias": b}: p = σ(z / T + b)
+    card: dict = field(default_factory=dict)  # the folder's card.json (metrics, limits, data), {} for presets
+    variant: str | None = None  # which of the card's variants
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
 
 @dataclass(frozen=True)
@@ -75,27 +77,28 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """Metadata of one registry model: enough to list, describe and cost it without touching a file."""
+    """One registry model: its ``ModelConfig`` and where its files come from — enough to list, describe and
+    cost it without touching a file. A bundled entry's policy and calibration are its card's
+    (``model_config`` reads them); ``tests/test_registry.py`` pins the rest of it against the card."""
 
-    name: str
-    label: str
-    description: str
-    license: str
-    inputs: str  # "image+eps" (DistilDIRE) | "image" (no UNet)
-    preprocessing: str  # "tiles" | "resize-center-crop"
-    image_size: int
-    unet: str  # the ε network, in words
-    unet_calls_per_image: int  # for a verdict (at most: a tiled model calls once per tile)
-    dire_unet_calls: int  # for the teacher's DIRE map of one input (DDIM inversion + reconstruction)
+    config: ModelConfig
     files: tuple[RemoteFile, ...] = ()  # empty: shipped inside the package
     bundled_variant: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def label(self) -> str:
+        return self.config.label
 
     @property
     def download_mb(self) -> float:
         return sum(f.approx_mb or 0.0 for f in self.files)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "files": [{**asdict(f), "from": f.origin} for f in self.files]}
+        return {**self.config.to_dict(), "files": [{**asdict(f), "from": f.origin} for f in self.files]}
 
 
 _OFFICIAL_LICENSE = "CC BY-NC 4.0 (DistilDIRE weights); MIT (ADM, openai/guided-diffusion)"
@@ -110,24 +113,27 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 _BUNDLED_LICENSE = "CC BY-NC 4.0 (weights; reasons in detector/weights/card.json)"
-register(ModelEntry(
+_BUNDLED_UNET = "UNet2DModel trained by train/, 3.7 M parameters, 64 px"
+register(ModelEntry(ModelConfig(
     "bundled", "DistilDIRE — bundled (1 UNet call per tile)",
-    "ResNet-10 student on [image, ε] from a 3.7 M-parameter diffusion UNet, trained here by train/ on public "
-    "generators and photos; native-resolution 64-px tiles", _BUNDLED_LICENSE, "image+eps", "tiles", 64,
-    "bundled UNet2DModel, 3.7 M parameters, 64 px", 16, 40, bundled_variant="distildire"))
-register(ModelEntry(
+    "DistilDIRE student on [image, ε] from a small diffusion UNet, both trained here by train/ on public generators' "
+    "images and photos", _BUNDLED_LICENSE, "image+eps", 64,
+    TilingConfig(64, 16, "top50_mean"), calibration=None, policy=None, eps_network=_BUNDLED_UNET),
+    bundled_variant="distildire"))
+register(ModelEntry(ModelConfig(
     "bundled-fast", "Image-only fast tier — bundled (0 UNet calls)",
-    "ResNet-10 on the image tiles alone, distilled from the bundled DistilDIRE student", _BUNDLED_LICENSE,
-    "image", "tiles", 64, "none", 0, 0, bundled_variant="image-only"))
+    "A classifier on the image tiles alone, distilled from the bundled DistilDIRE student", _BUNDLED_LICENSE,
+    "image", 64, TilingConfig(64, 16, "mean_logit"), calibration=None, policy=None), bundled_variant="image-only"))
 
 
 def _official(name: str, label: str, filename: str, trained_on: str) -> ModelEntry:
-    """An official DistilDIRE checkpoint (hub) with the OpenAI ADM it reads ε from."""
-    return ModelEntry(
+    """An official DistilDIRE checkpoint (hub) with the OpenAI ADM it reads ε from: the authors' protocol
+    (256-px resize + centre crop, no calibration, threshold 0.5)."""
+    return ModelEntry(ModelConfig(
         name, f"DistilDIRE official — {label} (CC BY-NC)",
         f"DistilDIRE trained on DiffusionForensics {trained_on}; ResNet-50 student, official checkpoint",
-        _OFFICIAL_LICENSE, "image+eps", "resize-center-crop", 256,
-        "OpenAI ADM 256×256 unconditional, 552.8 M parameters", 1, 40,
+        _OFFICIAL_LICENSE, "image+eps", 256, policy=VerdictPolicy(OFFICIAL_THRESHOLD),
+        eps_network="OpenAI ADM 256×256 unconditional, 552.8 M parameters"),
         files=(RemoteFile(filename, "student", repo=OFFICIAL_REPO, revision=OFFICIAL_REVISION, approx_mb=283.0), _ADM))
 
 
@@ -151,37 +157,46 @@ def describe(name: str) -> ModelEntry:
         raise WeightsNotFoundError(f"unknown model {name!r}: use one of {', '.join(REGISTRY)}") from None
 
 
-def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSpec:
-    card_path = folder / "card.json"
+def read_card(folder: Path) -> dict:
+    """A weights folder's ``card.json`` (the error says what a weights folder is)."""
+    card_path = Path(folder) / "card.json"
     if not card_path.is_file():
         raise WeightsNotFoundError(f"{folder} has no card.json; expected a weights folder like detector/weights/")
     card = json.loads(card_path.read_text())
-    variants = card.get("variants", {})
-    if not variants:
+    if not card.get("variants"):
         raise WeightsNotFoundError(f"{card_path} lists no model variants")
+    return card
+
+
+def _folder_variant(card: dict, variant: str | None, where: Path) -> str:
+    variants = card["variants"]
     variant = variant or card.get("default_variant") or next(iter(variants))
     if variant not in variants:
-        raise WeightsNotFoundError(f"{card_path} has no variant {variant!r} (has: {', '.join(variants)})")
-    entry = variants[variant]
+        raise WeightsNotFoundError(f"{where / 'card.json'} has no variant {variant!r} (has: {', '.join(variants)})")
+    return variant
+
+
+def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSpec:
+    card = read_card(folder)
+    variant = _folder_variant(card, variant, folder)
+    entry = card["variants"][variant]
     student = folder / entry["student"]
     unet = folder / entry["unet"] if entry.get("unet") else None
     for path in filter(None, (student, unet)):
         if not path.exists():
-            raise WeightsNotFoundError(f"{path} is listed in {card_path} but missing")
-    return WeightsSpec(
-        name=name,
-        student=student,
-        unet=unet,
-        image_size=entry.get("image_size", card.get("image_size")),
-        threshold=float(entry.get("threshold", card.get("threshold", 0.5))),
-        unsure_margin=entry.get("unsure_margin"),
-        unsure_above=entry.get("unsure_above"),
-        inputs=entry.get("inputs", "image+eps"),
-        license=card.get("license", "unknown"),
-        card=card,
-        preprocessing=entry.get("preprocessing", card.get("preprocessing")),
-        calibration=entry.get("calibration"),
-    )
+            raise WeightsNotFoundError(f"{path} is listed in {folder / 'card.json'} but missing")
+    config = ModelConfig.from_card(card, variant, name)
+    if name in REGISTRY:  # a bundled model: the registry names and describes it, the card sets its numbers
+        config = replace(config, label=REGISTRY[name].label, description=REGISTRY[name].config.description)
+    if unet is not None:
+        config = replace(config, schedule=read_schedule(unet) or config.schedule)
+    return WeightsSpec(config, student, unet, card, variant)
+
+
+def read_schedule(unet: Path) -> Schedule | None:
+    """The training schedule a diffusers UNet folder declares (``scheduler_config.json``), or None."""
+    path = Path(unet) / "scheduler_config.json"
+    return Schedule.from_scheduler_config(json.loads(path.read_text())) if path.is_file() else None
 
 
 def cache_dir() -> Path:
@@ -333,22 +348,23 @@ def resolve_weights(name_or_dir: str | os.PathLike = "bundled", variant: str | N
     if key == AUTO:
         return resolve_weights(choose_auto()[0])
     if key in OFFICIAL:
-        entry = REGISTRY[key]
         files = download(key)
-        return WeightsSpec(
-            name=key,
-            student=files["student"],
-            unet=files["unet"],
-            image_size=entry.image_size,
-            threshold=0.5,
-            preprocessing={"mode": entry.preprocessing, "size": entry.image_size},
-            license=entry.license,
-            card={"description": entry.description, "source": f"{OFFICIAL_REPO}/{entry.files[0].filename}"},
-        )
+        return WeightsSpec(REGISTRY[key].config, files["student"], files["unet"])
     path = Path(key).expanduser()
     if path.is_dir():
         return _spec_from_folder(path, variant, f"{path.name}:{variant}" if variant else path.name)
     raise WeightsNotFoundError(f"unknown weights {key!r}: use one of {', '.join(available_names())} or a weights folder")
+
+
+def model_config(name_or_dir: str | os.PathLike = "bundled", variant: str | None = None) -> ModelConfig:
+    """A model's full ``ModelConfig`` without loading its weights: the registry's for the official presets
+    (no I/O, no download), the card's for the bundled models and weights folders (reads ``card.json``)."""
+    key = str(name_or_dir)
+    if key == AUTO:
+        key = choose_auto()[0]
+    if key in OFFICIAL:
+        return REGISTRY[key].config
+    return resolve_weights(key, variant).config
 
 
 def save_weights(

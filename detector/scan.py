@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .pipeline import DetectionResult, Detector, prepare_input
-from .tiling import TilingConfig
+from .config import ModelConfig
+from .inputs import Prepared, prepare_input
+from .pipeline import Detector
 
 
 @dataclass
@@ -32,16 +33,13 @@ class _Files(Dataset):
     """Decode + preprocess in a DataLoader worker: the main process only runs the model."""
 
     paths: list[str]
-    image_size: int
-    tiling: TilingConfig | None
+    config: ModelConfig
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[DetectionResult, torch.Tensor | None]:
-        result, tensor = prepare_input(self.paths[index], index, self.image_size, self.tiling)
-        result.source = self.paths[index]
-        return result, tensor
+    def __getitem__(self, index: int) -> Prepared:
+        return prepare_input(self.paths[index], self.config, index)
 
 
 def _as_list(batch: list) -> list:
@@ -109,7 +107,7 @@ def scan_to_jsonl(detector_factory, inputs: list[str], out: Path, with_dire: boo
     barrier()  # every process has read the same "done" set before anyone writes
     todo = [p for p in inputs if p not in done][rank::world]
     detector: Detector = detector_factory(device)
-    loader = DataLoader(_Files(todo, detector.image_size, detector.tiling), batch_size=batch_size,
+    loader = DataLoader(_Files(todo, detector.config), batch_size=batch_size,
                         num_workers=workers if todo else 0, collate_fn=_as_list)
     counts = {"skipped": len(done & set(inputs)) if rank == 0 else 0, "scored": 0, "errors": 0}
     part = out.parent / f"{out.name}.part-{rank}"

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from .preprocess import to_signed
+
 
 @dataclass(frozen=True)
 class TilingConfig:
@@ -94,7 +96,7 @@ def image_to_tiles(image: Image.Image, tile: int = 64, max_tiles: int = 16) -> t
     if grid.enlarged:
         image = image.resize((grid.width, grid.height), Image.BILINEAR)
     tiles = torch.stack([TF.pil_to_tensor(image.crop(box)) for box in grid.boxes])  # no full-size copy
-    return TF.to_dtype(tiles, torch.float32, scale=True) * 2.0 - 1.0, grid
+    return to_signed(tiles), grid
 
 
 # ------------------------------------------------------------------------------------ aggregation

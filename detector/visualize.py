@@ -1,5 +1,5 @@
-"""Evidence as pictures (no UI code): ε and DIRE maps as uint8 RGB, heat overlays, the tile heat map,
-a matplotlib figure.
+"""Evidence as pictures (no UI code): ε and DIRE maps as uint8 RGB, the labelled evidence sheet, the tile
+heat map and the score plot.
 
 Scales are fixed, not per image, so maps of different images compare honestly:
 ε is shown signed with ±``EPS_RANGE`` mapped to 0…255 (128 = zero); DIRE (|x − x̂| in 8-bit levels,
@@ -8,6 +8,8 @@ mostly a few levels) is shown as its per-pixel mean over RGB on a colour scale f
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 
@@ -32,23 +34,6 @@ def dire_heat(dire: np.ndarray, vmax: float = DIRE_DISPLAY_MAX, cmap: str = DIRE
     return np.rint(colormaps[cmap](np.clip(level, 0, 1))[..., :3] * 255).astype(np.uint8)
 
 
-def magnitude(map_rgb: np.ndarray) -> np.ndarray:
-    """Per-pixel magnitude of a 3-channel map, H×W float32."""
-    return np.sqrt(np.mean(np.square(np.asarray(map_rgb, dtype=np.float32)), axis=-1))
-
-
-def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, vmax: float | None = None,
-                 cmap: str = "inferno") -> np.ndarray:
-    """Blend a colour-mapped H×W ``heat`` over an H×W×3 uint8 image; ``vmax`` fixes the colour scale."""
-    from matplotlib import colormaps
-
-    heat = np.asarray(heat, dtype=np.float32)
-    top = float(vmax) if vmax is not None else float(np.percentile(heat, 99.5)) or 1.0
-    colours = colormaps[cmap](np.clip(heat / top, 0, 1))[..., :3] * 255.0
-    blended = (1 - alpha) * np.asarray(image, dtype=np.float32) + alpha * colours
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-
-
 def evidence_panels(result) -> list[tuple[str, str, np.ndarray]]:
     """(title, scale note, uint8 image) per panel of a ``DetectionResult``: the model's input, ε, and the
     reconstruction and DIRE map when computed."""
@@ -58,7 +43,7 @@ def evidence_panels(result) -> list[tuple[str, str, np.ndarray]]:
     if result.eps is not None:
         panels.append(("ε at t = 0 (1 UNet call)", f"grey = 0, ±{EPS_RANGE:g} → black / white", eps_to_uint8(result.eps)))
     if result.reconstruction is not None:
-        panels.append(("DDIM reconstruction x̂", "inversion + reconstruction: 40 calls", result.reconstruction))
+        panels.append(("DDIM reconstruction x̂", "DDIM inversion + reconstruction", result.reconstruction))
     if result.dire is not None:
         panels.append(("DIRE |x − x̂|", f"RGB mean, 0 → {DIRE_DISPLAY_MAX:g}/255 ({DIRE_CMAP})", dire_heat(result.dire)))
     return panels
@@ -87,23 +72,6 @@ def evidence_sheet(result, panel_px: int = 240, columns: int = 2) -> np.ndarray:
     return np.asarray(sheet)
 
 
-def evidence_figure(result, dpi: int = 100, title: str | None = None):
-    """A matplotlib Figure with the evidence panels side by side; ``title`` defaults to the verdict."""
-    from matplotlib.figure import Figure
-
-    panels = evidence_panels(result)
-    fig = Figure(figsize=(2.6 * len(panels), 3.0), dpi=dpi, layout="constrained")
-    for ax, (panel_title, note, img) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(f"{panel_title}\n{note}", fontsize=8)
-        ax.axis("off")
-    if title is None and result.ok:
-        title = f"{result.source}: {result.verdict or result.label} (p_fake = {result.p_fake:.3f})"
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
 def _font(size: int):
     """DejaVu Sans (shipped with matplotlib: it has ε, ×, ±, …) at ``size`` px; Pillow's default otherwise."""
     from matplotlib import font_manager
@@ -125,7 +93,7 @@ def _colour(value: float, cmap: str = HEATMAP_CMAP) -> tuple[int, int, int]:
 def _cell_edges(starts: list[int], tile: int, extent: int) -> list[int]:
     """Boundaries of the cells a row (or column) of tiles stands for: midway between tile centres."""
     centres = [start + tile / 2 for start in starts]
-    return [0] + [round((a + b) / 2) for a, b in zip(centres, centres[1:])] + [extent]
+    return [0] + [round((a + b) / 2) for a, b in pairwise(centres)] + [extent]
 
 
 def tile_heatmap(result, alpha: float = 0.55, legend: bool = True, threshold: float | None = None) -> np.ndarray:
@@ -174,3 +142,79 @@ def tile_heatmap(result, alpha: float = 0.55, legend: bool = True, threshold: fl
     draw.text((x0, y0 + bar_h + 2), "p(fake) 0: photo-like", fill=(40, 40, 40), font=font)
     draw.text((x1, y0 + bar_h + 2), "1: generated", fill=(40, 40, 40), font=font, anchor="ra")
     return np.asarray(canvas)
+
+
+def _short(name: str, width: int = 26) -> str:
+    """A file name shortened in the middle, so the distinguishing end survives."""
+    return name if len(name) <= width else f"{name[: width // 2 - 1]}…{name[-(width // 2):]}"
+
+
+class ScorePlot:
+    """A batch's scores against the threshold, over the model card's reference histograms.
+
+    The axes, histograms, threshold, unsure band and legend are drawn once per (model, policy); a request
+    only blits its markers onto a copy of that background (~5 ms instead of ~120 ms for a fresh figure).
+    Transparent background and mid-grey text: reads in light and dark mode."""
+
+    INK = "#7a7a7a"
+
+    def __init__(self, reference: dict | None, policy):
+        """``reference``: {"edges": bin edges, "real": counts, "fake": counts} (a card's validation
+        histograms of this model's scores) or None."""
+        import threading
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(5.6, 3.0), dpi=100, layout="constrained")  # small enough to stay legible on a phone
+        fig.patch.set_alpha(0.0)
+        ax = self.ax = fig.subplots()
+        ax.set_facecolor("none")
+        if reference:
+            edges = np.array(reference["edges"])
+            centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+            colours = {"real": "#4c9f70", "fake": "#d1495b"}
+            names = {"real": "photos", "fake": "generated"}
+            for kind in ("real", "fake"):
+                counts = np.array(reference.get(kind, []), dtype=float)
+                if counts.sum():
+                    ax.bar(centres, counts / counts.sum(), width=width, alpha=0.4, color=colours[kind],
+                           label=f"{names[kind]} (validation)")
+        ax.axvspan(*policy.band, color="grey", alpha=0.15, label="unsure band")
+        ax.axvline(policy.threshold, color=self.INK, lw=1.5, label=f"threshold {policy.threshold:.2f}")
+        self.top = ax.get_ylim()[1] if reference else 1.0
+        ax.set_ylim(0, self.top)
+        ax.set_xlim(0, 1)
+        ax.set_yticks([])
+        ax.set_xlabel("p(fake)", color=self.INK, fontsize=11)
+        ax.set_title("Scores of this batch", color=self.INK, fontsize=12)
+        ax.tick_params(colors=self.INK, labelsize=10)
+        for spine in ax.spines.values():
+            spine.set_color(self.INK)
+        legend = fig.legend(fontsize=10, loc="outside lower center", ncols=2, frameon=False)
+        for text in legend.get_texts():
+            text.set_color(self.INK)
+        self.canvas = FigureCanvasAgg(fig)
+        self.canvas.draw()
+        fig.set_layout_engine("none")  # positions frozen: the markers land where the background expects them
+        self.background = self.canvas.copy_from_bbox(fig.bbox)
+        self.lock = threading.Lock()  # one figure, many request threads
+
+    def render(self, scores: list[tuple[str, float | None]]) -> np.ndarray:
+        """H×W×4 uint8: the background with a marker and the (shortened) name per (name, p_fake) scored."""
+        scored = [(name, p) for name, p in scores if p is not None]
+        with self.lock:
+            self.canvas.restore_region(self.background)
+            artists = []
+            for i, (name, p) in enumerate(scored):
+                y = self.top * (0.92 - 0.8 * i / max(1, len(scored)))
+                artists += self.ax.plot(p, y, "v", color="#1f6fd1", ms=8)
+                artists.append(self.ax.annotate(
+                    _short(name), (p, y), fontsize=10, color=self.INK, xytext=(5, 2),
+                    textcoords="offset points", ha="right" if p > 0.7 else "left", annotation_clip=False))
+            for artist in artists:
+                self.ax.draw_artist(artist)
+            pixels = np.asarray(self.canvas.buffer_rgba()).copy()
+            for artist in artists:
+                artist.remove()
+        return pixels

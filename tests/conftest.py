@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))  # adm_reference
-
-from detector.models import DistilDIREStudent, build_unet, small_unet_config  # noqa: E402
-from detector.registry import save_weights  # noqa: E402
+from detector.models import DistilDIREStudent, build_unet, small_unet_config
+from detector.registry import save_weights
 
 TINY_SIZE = 32
 

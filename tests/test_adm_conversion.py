@@ -7,7 +7,14 @@ import torch
 from adm_reference import ADMReference, rerandomise
 
 from detector.cli import main as cli_main
-from detector.models import ADM_256_UNCOND, ADMConfig, build_unet, convert_adm_state_dict, load_unet, unet_config_for_adm
+from detector.models import (
+    ADM_256_UNCOND,
+    ADMConfig,
+    build_unet,
+    convert_adm_state_dict,
+    load_unet,
+    unet_config_for_adm,
+)
 
 SMALL = ADMConfig(image_size=64, model_channels=32, num_head_channels=16)  # ADM-256 topology, narrow, ≥2 heads
 

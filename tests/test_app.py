@@ -8,19 +8,19 @@ import os
 import re
 import shutil
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import gradio as gr  # noqa: E402
-from conftest import encode, make_photo  # noqa: E402
+import gradio as gr
+from conftest import encode, make_photo
 
-import app  # noqa: E402
+import app
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "detector" / "weights" / "card.json"
@@ -49,7 +49,7 @@ def inputs(tmp_path) -> dict[str, str]:
 
 # ------------------------------------------------------------------------ 1. plain functions
 def test_detect_function_keeps_good_results_beside_a_bad_file(tiny_weights, inputs):
-    table, gallery, plot, report_path, report = _detect(
+    table, gallery, _plot, report_path, report = _detect(
         [(inputs["good"], None), (inputs["corrupt"], None), (inputs["second"], None)], str(tiny_weights), 0.5, False,
         True, progress=_quiet)
     assert [row[0] for row in table] == ["photo.png", "corrupt.png", "second.jpg"]
@@ -74,9 +74,13 @@ def test_verdict_cells_are_coloured_by_verdict(tiny_weights, inputs):
     assert (0, 0) not in styles  # only the verdict column
 
 
+def _limits(monkeypatch, **changes) -> None:
+    monkeypatch.setattr(app.SERVER, "limits", replace(app.SERVER.limits, **changes))
+
+
 def test_oversized_file_is_refused_alone(tiny_weights, inputs, monkeypatch):
     big, small = sorted([inputs["good"], inputs["second"]], key=os.path.getsize, reverse=True)
-    monkeypatch.setattr(app, "MAX_FILE_BYTES", os.path.getsize(small))
+    _limits(monkeypatch, max_file_bytes=os.path.getsize(small))
     table, *_ = _detect([big, small], str(tiny_weights), 0.5, False, False, progress=_quiet)
     assert table[0][1] == "ERROR" and "per file" in table[0][5]
     assert table[1][1] in ("FAKE", "REAL", "UNSURE") and table[1][2] is not None
@@ -90,27 +94,31 @@ def test_tiny_image_is_unsure_with_a_note(tiny_weights, tmp_path):
 
 
 def test_requests_leave_no_temp_folders(tiny_weights, inputs, monkeypatch, tmp_path):
-    monkeypatch.setattr(app, "REPORT_DIR", tmp_path / "reports")
-    before = {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")}
+    import tempfile
+
+    reports = tmp_path / "reports"
+    monkeypatch.setattr(app.SERVER, "report_dir", reports)
+    (reports / "another-server").mkdir(parents=True)  # a folder this server did not write: never pruned
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("distildire-*")}
     first = Path(_detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
-    os.utime(first, (0, 0))  # an hour-old report is pruned by the next request
+    assert first.name == "report.json"
+    pictures = [p for p in reports.rglob("*.*") if p.suffix in (".png", ".jpg")]
+    assert {p.stem for p in pictures} >= {"photo-evidence", "scores"}  # named after the input, not a random hex
+    for path in reports.iterdir():
+        os.utime(path, (0, 0))  # an hour-old request's files are pruned by the next request
+    (reports / "another-server").touch()
     second = Path(_detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)[3])
-    assert not first.exists() and second.exists() and list((tmp_path / "reports").glob("report-*")) == [second]
-    pictures = list((tmp_path / "reports").glob("evidence-*"))
-    assert pictures  # the evidence pictures live beside the reports and are pruned the same way
-    for path in pictures:
-        os.utime(path, (0, 0))
-    _detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
-    assert not any(path.exists() for path in pictures)
-    assert {p.name for p in Path(app.tempfile.gettempdir()).glob("distildire-*")} - before <= {"distildire-reports"}
+    assert not first.exists() and second.exists() and not any(path.exists() for path in pictures)
+    assert (reports / "another-server").exists()
+    assert {p.name for p in Path(tempfile.gettempdir()).glob("distildire-*")} <= before  # nothing new in /tmp
 
 
 def test_a_single_image_does_not_wait_for_a_heavy_request(tiny_weights, inputs):
     from concurrent.futures import ThreadPoolExecutor
 
-    app.get_detector(str(tiny_weights))
+    app.SERVER.load(str(tiny_weights))
     with ThreadPoolExecutor(2) as pool:
-        with app.HEAVY_LANE:  # a DIRE / robustness / many-file request is running
+        with app.SERVER.heavy_lane:  # a DIRE / robustness / many-file request is running
             light = pool.submit(_detect, [inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
             heavy = pool.submit(_detect, [inputs["good"]], str(tiny_weights), 0.5, False, True, progress=_quiet)
             assert light.result(timeout=60)[0][0][1] in ("FAKE", "REAL", "UNSURE")
@@ -134,14 +142,14 @@ def test_every_model_call_runs_on_the_one_model_thread(tiny_weights, inputs, mon
     _detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)  # light, batched
     _detect(five, str(tiny_weights), 0.5, False, True, progress=_quiet)  # heavy: many files + robustness
     _detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)  # heavy: DIRE
-    assert threads == {app.MODEL_THREAD.ident}
+    assert threads == {app.SERVER.model_thread.ident}
 
 
 def test_whole_request_problems_raise_gr_error(tiny_weights):
     with pytest.raises(gr.Error, match="at least one image"):
         _detect(None, str(tiny_weights), 0.5, False, False, progress=_quiet)
     with pytest.raises(gr.Error, match="cannot be loaded"):
-        app.get_detector("no-such-model")
+        _detect([__file__], "no-such-model", 0.5, False, False, progress=_quiet)
 
 
 def test_threshold_slider_decides_the_verdict(tiny_weights, inputs):
@@ -165,17 +173,6 @@ def test_one_threshold_across_table_report_and_robustness(tiny_weights, inputs, 
         assert row[5] == ("verdict flips: " + ", ".join(flipped) if flipped else "stable")
 
 
-def test_score_plot_draws_each_request_on_a_clean_background(tiny_weights):
-    from detector.verdict import VerdictPolicy
-
-    plot = app.ScorePlot({}, str(tiny_weights), VerdictPolicy(0.5))
-    empty = plot.render([])
-    marked = plot.render([{"file": "a.png", "p_fake": 0.9}, {"file": "bad.png", "p_fake": None}])
-    assert empty.shape == marked.shape and empty.shape[-1] == 4 and empty.dtype.name == "uint8"
-    assert (marked != empty).any(axis=-1).sum() > 50  # the marker and its name
-    assert np.array_equal(plot.render([]), empty)  # no marker left over from the previous request
-
-
 def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
     table, gallery, *_ = _detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
     assert table[0][3] == 41
@@ -197,7 +194,7 @@ def test_official_presets_listed_only_when_available(tmp_path, monkeypatch):
 
 
 def test_model_card_of_an_absent_official_model_never_downloads(tmp_path, monkeypatch):
-    import detector.registry as registry
+    from detector import registry, serving
 
     monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -206,15 +203,16 @@ def test_model_card_of_an_absent_official_model_never_downloads(tmp_path, monkey
         raise AssertionError("a UI handler started a download")
 
     monkeypatch.setattr(registry, "download", no_download)
-    monkeypatch.setattr(app, "download", no_download)
+    monkeypatch.setattr(serving, "download", no_download)
     text = app.card_markdown("distildire-imagenet")
     assert "imagenet-distil-dire-11e.pth" in text and "not on this server yet" in text and "CC BY-NC" in text
     assert app.card_threshold("distildire-imagenet") == 0.5
 
 
 def test_running_an_absent_official_model_downloads_it_with_progress(tmp_path, monkeypatch, inputs):
-    import detector.registry as registry
     from test_registry import _place_official_files
+
+    from detector import registry, serving
 
     monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -228,17 +226,15 @@ def test_running_an_absent_official_model_downloads_it_with_progress(tmp_path, m
         _detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
     assert any(m.startswith("downloading distildire-imagenet") for m in messages)
 
-    monkeypatch.setattr(app, "download", lambda name: _place_official_files(tmp_path))  # the fetch succeeds
-    app.get_detector.cache_clear()
+    monkeypatch.setattr(serving, "download", lambda name: _place_official_files(tmp_path))  # the fetch succeeds
     table, *_ = _detect([inputs["good"]], "distildire-imagenet", 0.5, False, False, progress=progress)
     assert table[0][1] in ("FAKE", "REAL", "UNSURE") and table[0][3] == 1
     assert registry.is_local("distildire-imagenet")
-    app.get_detector.cache_clear()  # the next test's cache is another folder
-    app.get_batcher.cache_clear()
+    app.SERVER.unload("distildire-imagenet")  # the next test's cache is another folder
 
 
 def test_dire_on_cpu_is_refused_above_the_time_limit(tiny_weights, inputs, monkeypatch):
-    monkeypatch.setattr(app, "DIRE_CPU_LIMIT_S", 1e-9)
+    _limits(monkeypatch, dire_cpu_limit_s=1e-9)
     with pytest.raises(gr.Error, match="limit here is .*Untick DIRE"):
         _detect([inputs["good"]], str(tiny_weights), 0.5, True, False, progress=_quiet)
     table, *_ = _detect([inputs["good"]], str(tiny_weights), 0.5, False, False, progress=_quiet)
@@ -246,7 +242,7 @@ def test_dire_on_cpu_is_refused_above_the_time_limit(tiny_weights, inputs, monke
 
 
 def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypatch):
-    monkeypatch.setattr(app, "PROGRESS_EVERY_S", 0.0)  # every call reported (throttled to 4 a second when served)
+    _limits(monkeypatch, progress_every_s=0.0)  # every call reported (throttled to 4 a second when served)
     messages = []
     _detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, True, False,
                progress=lambda fraction, desc=None, **_: messages.append((fraction, desc or "")))
@@ -255,7 +251,7 @@ def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypa
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions)  # never goes backwards
 
-    monkeypatch.setattr(app, "PROGRESS_EVERY_S", 3600.0)
+    _limits(monkeypatch, progress_every_s=3600.0)
     messages.clear()
     _detect([inputs["good"]], str(tiny_weights), 0.5, True, False,
                progress=lambda fraction, desc=None, **_: messages.append(desc or ""))
@@ -264,8 +260,8 @@ def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypa
 
 
 def test_a_slow_model_says_how_long_before_it_runs(tiny_weights, inputs, monkeypatch):
-    detector = app.get_detector(str(tiny_weights))
-    monkeypatch.setattr(detector, "seconds_per_unet_call", lambda: 11.0)  # as the ADM-256 on 2 CPU cores
+    costs = app.SERVER.load(str(tiny_weights)).costs
+    monkeypatch.setattr(costs, "seconds_per_call", lambda: 11.0)  # as the ADM-256 on 2 CPU cores
     messages = []
     _detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, False, False,
                progress=lambda fraction, desc=None, **_: messages.append(desc or ""))
@@ -278,15 +274,25 @@ def test_the_page_says_which_model_runs_and_why(tiny_weights):
     assert why and "no GPU on this server" in why[0].value
 
 
-def test_no_ml_in_the_ui_module():
-    source = (ROOT / "app.py").read_text()
-    assert "import torch" not in source and "from torch" not in source and "diffusers" not in source
+def test_the_ui_module_imports_only_gradio_and_the_serving_modules():
+    """app.py is the page: it may import the standard library, gradio (and Spaces' ``spaces``), and of the
+    library only what serves, draws and describes — never a model, torch or numpy."""
+    import ast
+    import sys
+
+    allowed = {"gradio", "spaces", "pandas", "detector.serving", "detector.visualize", "detector.card"}
+    tree = ast.parse((ROOT / "app.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    outside = {name for name in imported if name not in allowed and name.split(".")[0] not in sys.stdlib_module_names}
+    assert not outside, outside
+    assert {"gradio", "detector.serving"} <= imported  # the check reads real imports
 
 
 # ------------------------------------------------------------------------ 2. in-process call
 def test_in_process_call(tiny_weights, inputs):
     demo = app.build_demo(str(tiny_weights))
-    table, gallery, plot, report_file, report = demo(
+    table, _gallery, _plot, _report_file, report = demo(
         [{"image": inputs["good"], "caption": None}], str(tiny_weights), 0.5, False, False, api_name="detect")
     rows = table["data"] if isinstance(table, dict) else table
     assert rows[0][0] == "photo.png" and rows[0][1] in ("FAKE", "REAL", "UNSURE")
@@ -318,7 +324,7 @@ def test_client_gets_table_and_json(served, tiny_weights, inputs, tmp_path):
     header[29:33] = zlib.crc32(bytes(header[12:29])).to_bytes(4, "big")
     bad["bomb"].write_bytes(bytes(header))
     files = [inputs["good"], *map(str, bad.values()), inputs["second"]]
-    table, gallery, plot, report_file, report = client.predict(
+    table, _gallery, _plot, report_file, _report = client.predict(
         [{"image": handle_file(f), "caption": None} for f in files], str(tiny_weights), 0.5, False, False,
         api_name="/detect")
     rows = table["data"]

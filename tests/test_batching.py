@@ -82,7 +82,7 @@ def test_the_model_thread_runs_jobs_on_one_thread_and_survives_a_fork():
     import os
     import signal
 
-    from detector.batching import ModelThread
+    from detector.serving import ModelThread
 
     model_thread = ModelThread()
     idents = {model_thread.run(threading.get_ident) for _ in range(3)}

@@ -78,7 +78,7 @@ def test_dire_on_request(detector, image_files):
 
 def test_image_only_variant_needs_no_unet(tiny_weights):
     spec = resolve_weights(str(tiny_weights))
-    assert spec.inputs == "image+eps"
+    assert spec.config.inputs == "image+eps"
     card = json.loads((tiny_weights / "card.json").read_text())
     fast = Detector.from_files(tiny_weights / card["variants"]["image-only"]["student"], image_size=TINY_SIZE)
     result = fast.detect_one(encode(make_photo()))
@@ -91,15 +91,12 @@ def test_describe_names_model_and_hash(detector):
     info = detector.describe()
     assert info["weights_sha256_16"] and len(info["weights_sha256_16"]) == 16
     assert info["inputs"] == "image+eps" and info["unet_calls_per_image"] == 1
-    assert info["image_size"] == TINY_SIZE
+    assert info["image_size"] == TINY_SIZE and info["dire_unet_calls"] == 40
 
 
 def test_official_files_load_without_extra_arguments(tmp_path):
     """Official-format student (.pth, module. prefixes) + guided-diffusion .pt UNet, nothing else given."""
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from adm_reference import ADMReference, rerandomise
 
     student = DistilDIREStudent(depth=18, in_channels=6)
@@ -115,7 +112,7 @@ def test_official_files_load_without_extra_arguments(tmp_path):
 
 
 def test_missing_weights_have_clear_errors(tmp_path, monkeypatch):
-    import detector.registry as registry
+    from detector import registry
 
     monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "nothing")
     with pytest.raises(WeightsNotFoundError, match="train/"):
@@ -135,7 +132,7 @@ def test_official_weights_found_in_local_cache(tmp_path, monkeypatch):
     (tmp_path / "256x256_diffusion_uncond.pt").write_bytes(b"x")
     spec = resolve_weights("distildire-celebahq")
     assert spec.student.name == "celebahq-distil-dire-34e.pth" and spec.unet.name == "256x256_diffusion_uncond.pt"
-    assert spec.image_size == 256 and "CC BY-NC" in spec.license
+    assert spec.config.image_size == 256 and "CC BY-NC" in spec.config.license
 
 
 def test_bf16_unet_eps_error_is_bounded(tiny_weights):
@@ -150,3 +147,26 @@ def test_bf16_unet_eps_error_is_bounded(tiny_weights):
     assert fast.describe()["unet_precision"] == "bf16"
     with pytest.raises(ValueError, match="bf16"):
         Detector.from_pretrained(str(tiny_weights), unet_precision="fp16")
+
+
+def test_results_are_immutable_and_survive_pickling(detector, image_files):
+    """Scans pickle results out of DataLoader workers; nothing edits a result after the pipeline made it."""
+    import dataclasses
+    import pickle
+
+    from detector.verdict import VerdictPolicy
+
+    result = detector.detect_one(image_files["good_png"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.p_fake = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        result.image[0, 0, 0] = 0
+    with pytest.raises(TypeError):
+        result.timings_ms["total"] = 0.0
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy.p_fake == result.p_fake and dict(copy.timings_ms) == dict(result.timings_ms)
+    assert not copy.image.flags.writeable
+    stricter = VerdictPolicy((result.p_fake + 1.0) / 2, unsure_margin=0.0)  # a threshold above this score
+    judged = result.with_policy(stricter)
+    assert judged.label == judged.verdict == "real" and judged.p_fake == result.p_fake
+    assert result.label == detector.policy.label(result.p_fake)  # the original keeps its own verdict

@@ -4,14 +4,15 @@ SHA-256; ``auto`` picks the official model only where it can run well."""
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 from conftest import encode, make_photo
 
-import detector.registry as registry
-from detector import Detector, WeightsNotFoundError
+from detector import Calibration, Detector, ModelConfig, WeightsNotFoundError, registry
 from detector.models import DistilDIREStudent
 from detector.registry import ModelEntry, RemoteFile, choose_auto, describe, download, is_local
 
@@ -43,7 +44,6 @@ def official_cache(tmp_path, monkeypatch):
 def _place_official_files(folder) -> None:
     """Random weights in the official layouts: a DistilDIRE .pth (``module.``-prefixed, with optimizer
     state) and a guided-diffusion ADM state dict of a small configuration."""
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
     from adm_reference import ADMReference, rerandomise
 
     student = DistilDIREStudent(depth=18, in_channels=6)
@@ -84,7 +84,7 @@ def test_the_guards_would_catch_io(monkeypatch, tmp_path):  # the no-I/O test ab
     _BLOCKING["on"] = True
     try:
         with pytest.raises(AssertionError, match="I/O while listing"):
-            open(tmp_path / "x", "w")
+            open(tmp_path / "x", "w").close()
         with pytest.raises(AssertionError, match="I/O while listing"):
             __import__("socket").create_connection(("127.0.0.1", 9), timeout=0.1)
     finally:
@@ -93,7 +93,7 @@ def test_the_guards_would_catch_io(monkeypatch, tmp_path):  # the no-I/O test ab
 
 def test_download_with_a_stub_transport_checks_sha256(official_cache, monkeypatch):
     payload = b"weights" * 100
-    good = ModelEntry("stub-model", "Stub", "test entry", "test", "image", "resize-center-crop", 32, "none", 0, 0,
+    good = ModelEntry(ModelConfig("stub-model", "Stub", "test entry", "test", "image", 32),
                       files=(RemoteFile("stub.bin", "student", url="https://example.invalid/stub.bin", approx_mb=0.001,
                                         sha256=hashlib.sha256(payload).hexdigest()),))
     monkeypatch.setitem(registry.REGISTRY, good.name, good)
@@ -110,8 +110,8 @@ def test_download_with_a_stub_transport_checks_sha256(official_cache, monkeypatc
     download("stub-model", transport)
     assert fetched == ["stub.bin"]  # already local: not fetched again
 
-    bad = ModelEntry(**{**good.__dict__, "name": "stub-bad",
-                        "files": (RemoteFile("bad.bin", "student", url="https://example.invalid/bad.bin", sha256="0" * 64),)})
+    bad = ModelEntry(replace(good.config, name="stub-bad"),
+                     files=(RemoteFile("bad.bin", "student", url="https://example.invalid/bad.bin", sha256="0" * 64),))
     monkeypatch.setitem(registry.REGISTRY, bad.name, bad)
     with pytest.raises(WeightsNotFoundError, match="SHA-256 mismatch"):
         download("stub-bad", transport)
@@ -134,6 +134,8 @@ def test_cli_download_and_models(official_cache, capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "distildire-imagenet" in listing and "not downloaded" in listing and "bundled" in listing
+    official = registry.REGISTRY["distildire-imagenet"].config
+    assert all(line in listing for line in official.summary_lines())  # the same ModelConfig the app's card shows
 
 
 def test_auto_prefers_official_only_where_it_runs_well(official_cache, monkeypatch):
@@ -152,7 +154,8 @@ def test_auto_prefers_official_only_where_it_runs_well(official_cache, monkeypat
 
     monkeypatch.setenv("DISTILDIRE_OFFICIAL_ON_CPU", "1")  # the operator's switch, as the app reads it
     detector = Detector.from_pretrained("auto")
-    assert detector.name == "distildire-imagenet" and detector.image_size == 256 and detector.tiling is None
+    assert detector.name == "distildire-imagenet" and detector.config.image_size == 256 and detector.config.tiling is None
+    assert detector.threshold == 0.5 and detector.config.calibration == Calibration()  # the authors' protocol
     result = detector.detect_one(encode(make_photo(300, 260)))
     assert result.ok and result.unet_calls == 1 and result.eps.shape == (256, 256, 3)
 
@@ -164,3 +167,38 @@ def test_auto_fetches_with_the_transport_when_allowed(official_cache):
 
     name, why = choose_auto(cuda=True, fetch=True, transport=transport)
     assert name == "distildire-imagenet" and "downloaded" in why and is_local("distildire-imagenet")
+
+
+BUNDLED_CARD = registry.BUNDLED_DIR / "card.json"
+
+
+@pytest.mark.skipif(not BUNDLED_CARD.is_file(), reason="bundled weights not exported yet")
+@pytest.mark.parametrize("name", ["bundled", "bundled-fast"])
+def test_bundled_registry_entries_match_their_card(name):
+    """The registry declares a bundled model's structure without reading its card; the card (written by
+    train/export.py) is the truth. Everything but the names, the licence wording and the card's own
+    numbers (threshold, unsure band, calibration) must agree."""
+    entry = registry.REGISTRY[name]
+    card = json.loads(BUNDLED_CARD.read_text())
+    from_card = ModelConfig.from_card(card, entry.bundled_variant, name)
+    declared = replace(entry.config, policy=from_card.policy, calibration=from_card.calibration,
+                       label=from_card.label, description=from_card.description, license=from_card.license)
+    assert declared == from_card
+    assert from_card.license.startswith(entry.config.license.split(" (")[0])
+    resolved = registry.model_config(name)  # what Detector, the report, the CLI and the app read
+    assert resolved.label == entry.label and resolved.tiling == entry.config.tiling and resolved.policy == from_card.policy
+
+
+def test_model_config_round_trips_through_the_card():
+    from detector.tiling import TilingConfig
+    from detector.verdict import VerdictPolicy
+
+    config = ModelConfig("m", "M", "a test model", "MIT", "image+eps", 64, TilingConfig(64, 9, "top25_mean"),
+                         Calibration(1.5, -0.25), VerdictPolicy(0.7, 0.1, 0.05), eps_network="a UNet", ddim_steps=10)
+    card = {"license": "MIT", "variants": {"v": config.to_card()}}
+    assert ModelConfig.from_card(card, "v", "m") == config
+    assert config.unet_calls_per_image == 9 and config.dire_unet_calls == 20
+    official = registry.REGISTRY["distildire-imagenet"].config
+    assert ModelConfig.from_card({"license": official.license, "variants": {"o": official.to_card()}}, "o",
+                                 official.name) == official
+    assert official.unet_calls_per_image == 1 and official.dire_unet_calls == 40

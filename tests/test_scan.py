@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,7 @@ def test_two_processes_give_the_union_of_one(tiny_weights, folder, tmp_path):
     launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "detector", "scan", str(folder),
               "--weights", str(tiny_weights), "--jsonl", str(sharded), "--quiet", "--workers", "1"]
-    done = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("(this process)") == 2  # both processes ran ...
     shares = sorted(int(a) + int(b) for a, b in re.findall(r"(\d+) scored, (\d+) unreadable", done.stderr))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY_SIZE, encode, make_photo
 
-from detector import Detector
+from detector import Calibration, Detector
 from detector.tiling import AGGREGATIONS, TilingConfig, aggregate, grid_shape, image_to_tiles, tile_grid
 from detector.visualize import tile_heatmap
 
@@ -102,10 +103,10 @@ def tiled_weights(tiny_weights, tmp_path_factory):
 def test_preprocessing_mode_comes_from_the_card(tiny_weights, tiled_weights):
     plain = Detector.from_pretrained(str(tiny_weights))
     tiled = Detector.from_pretrained(str(tiled_weights))
-    assert plain.tiling is None and tiled.tiling == TilingConfig(TINY_SIZE, 6, "mean_logit")
-    assert tiled.threshold == 0.4 and (tiled.temperature, tiled.bias) == (2.0, -0.5)
-    assert tiled.describe()["preprocessing"].startswith("tiles-v1")
-    assert "resize shorter side" in plain.describe()["preprocessing"]
+    assert plain.config.tiling is None and tiled.config.tiling == TilingConfig(TINY_SIZE, 6, "mean_logit")
+    assert tiled.threshold == 0.4 and tiled.config.calibration == Calibration(2.0, -0.5)
+    assert tiled.describe()["preprocessing"] == {"mode": "tiles", "tile": TINY_SIZE, "max_tiles": 6, "aggregate": "mean_logit"}
+    assert plain.describe()["preprocessing"] == {"mode": "resize-center-crop", "size": TINY_SIZE}
 
 
 def test_tiled_detection_aggregates_calibrated_tile_logits(tiled_weights):
@@ -164,8 +165,9 @@ def test_dire_in_tiled_mode_covers_the_shown_tile(tiled_weights):
 def test_heatmap_draws_the_grid_over_the_image(tiled_weights):
     detector = Detector.from_pretrained(str(tiled_weights))
     result = detector.detect_one(encode(make_photo(150, 90)))
-    result.tile_p_fake = np.zeros_like(result.tile_p_fake)
-    result.tile_p_fake.flat[0] = 1.0  # the first tile "generated", the others "photo-like"
+    scores = np.zeros_like(result.tile_p_fake)
+    scores.flat[0] = 1.0  # the first tile "generated", the others "photo-like"
+    result = replace(result, tile_p_fake=scores)
     heat = tile_heatmap(result, legend=False, alpha=1.0)
     assert heat.shape == result.preview.shape and heat.dtype == np.uint8
     left, top, right, bottom = result.grid.boxes[0]

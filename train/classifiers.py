@@ -32,9 +32,10 @@ from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
 from detector.models import DistilDIREStudent
+from detector.models.student import INPUT_KINDS, classifier_input
 from detector.tiling import aggregate
 
-from .common import seed_everything, set_threads, write_json
+from .common import seed_everything, set_threads, to_unit, write_json
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import corpus_records
 from .crops import load_crops, load_tiles
@@ -53,18 +54,17 @@ VARIANTS = {
     "image-only": Variant("image", teacher="student", kd="logit"),
     "eps-only": Variant("eps"),
 }
-IN_CHANNELS = {"image+eps": 6, "image": 3, "eps": 3, "dire": 3}
+IN_CHANNELS = INPUT_KINDS  # input kind → channels, as the detector defines them
 
 
 def model_input(inputs: str, tensors: dict[str, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
-    """Cached uint8 pixels (+ float16 ε, uint8 DIRE) → the classifier's float32 input, as ``Detector``
-    builds it: images and DIRE maps in [−1, 1], ε as it is."""
-    if inputs == "eps":
-        return tensors["eps"][rows].float()
+    """Cached uint8 pixels (+ float16 ε, uint8 DIRE) → the classifier's float32 input, assembled as
+    ``Detector`` assembles it (``detector.models.student.classifier_input``)."""
     if inputs == "dire":
-        return tensors["dire"][rows].float() / 127.5 - 1.0
-    x = tensors["pixels"][rows].float() / 127.5 - 1.0
-    return torch.cat([x, tensors["eps"][rows].float()], dim=1) if inputs == "image+eps" else x
+        return classifier_input("dire", dire=to_unit(tensors["dire"][rows]))
+    image = to_unit(tensors["pixels"][rows]) if inputs != "eps" else None
+    eps = tensors["eps"][rows].float() if inputs != "image" else None
+    return classifier_input(inputs, image, eps)
 
 
 def load_classifier(cfg: RecipeConfig, variant: str, fold: int | None) -> DistilDIREStudent:

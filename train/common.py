@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from detector.preprocess import to_model_tensor
+from detector.preprocess import to_model_tensor, to_signed, to_uint8  # noqa: F401  (to_uint8: re-exported)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -25,25 +25,15 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def read_pngs(paths: list[Path]) -> torch.Tensor:
-    """PNG files → N×3×H×W uint8 (all the same size)."""
-    return torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])).permute(0, 3, 1, 2).contiguous()
-
-
 def to_unit(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] → float32 [−1, 1] (for diffusion training; classifiers use ``model_inputs``)."""
-    return x_uint8.float() / 127.5 - 1.0
+    """uint8 [0, 255] → float32 [−1, 1], as the detector converts (``detector.preprocess.to_signed``)."""
+    return to_signed(x_uint8)
 
 
 def model_inputs(x_uint8: torch.Tensor, size: int) -> torch.Tensor:
     """N×3×H×W uint8 → N×3×size×size in [−1, 1] through the detector's own preprocessing, so training
     tensors are bit-identical to what ``Detector`` computes from the same pixels."""
     return torch.stack([to_model_tensor(Image.fromarray(img.permute(1, 2, 0).numpy()), size) for img in x_uint8])
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float [−1, 1] → uint8, rounded (what saving as PNG stores)."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def save_png(x_uint8: torch.Tensor, path: Path) -> None:
@@ -61,15 +51,26 @@ def save_grid(x_uint8: torch.Tensor, path: Path, columns: int = 8) -> None:
     save_png(grid, path)
 
 
-def unet_source(cfg) -> Path:
-    """The ε-network's folder: the UNet trained by the diffusion stage, or ``diffusion.init``."""
+def init_unet_folder(cfg) -> Path | None:
+    """Where ``diffusion.init`` points: the bundled UNet's folder ("bundled"), a diffusers UNet folder, or None
+    ("": the diffusion stage starts from scratch)."""
     from detector.registry import resolve_weights
 
+    init = cfg.diffusion.init
+    if init in ("bundled", "bundled-fast"):
+        return resolve_weights("bundled").unet
+    return Path(init) if init else None
+
+
+def unet_source(cfg) -> Path:
+    """The one answer to "which ε-network does this recipe use": the UNet the diffusion stage trained, or,
+    when it trains none, the one ``diffusion.init`` names."""
     if cfg.diffusion.train:
         return cfg.work.trained_unet
-    if cfg.diffusion.init in ("bundled", "bundled-fast"):
-        return resolve_weights("bundled").unet
-    return Path(cfg.diffusion.init)
+    folder = init_unet_folder(cfg)
+    if folder is None:
+        raise ValueError("diffusion.train is off and diffusion.init is empty: the recipe has no ε-network")
+    return folder
 
 
 def schedule_of(unet_folder: Path, default: dict | None = None):
@@ -85,7 +86,7 @@ def schedule_of(unet_folder: Path, default: dict | None = None):
 
 def eps_extractor(cfg):
     """``detector.EpsExtractor`` over the recipe's UNet (with its folder's noise schedule)."""
-    from detector.pipeline import EpsExtractor
+    from detector.features import EpsExtractor
 
     folder = unet_source(cfg)
     return EpsExtractor(shipped_unet(folder), schedule_of(folder, cfg.diffusion.schedule))

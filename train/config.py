@@ -191,9 +191,26 @@ def _build(cls, values: dict):
     return cls(**kwargs)
 
 
+def _merge(base: dict, changes: dict) -> dict:
+    """``changes`` over ``base``: nested objects merged key by key, anything else (lists too) replaced."""
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def read_config_values(path: str | Path) -> dict:
+    """A config file's values; ``"base": "other.json"`` (relative to the file) means: that file's values,
+    with this file's on top — so an ablation is a few lines beside the config it varies."""
+    path = Path(path)
+    values = json.loads(path.read_text())
+    base = values.pop("base", None)
+    return _merge(read_config_values(path.parent / base), values) if base else values
+
+
 def load_config(path: str | Path | None = None, **overrides) -> RecipeConfig:
     """The recipe config from a JSON file (or the defaults), with top-level ``overrides``."""
-    values = json.loads(Path(path).read_text()) if path else {}
+    values = read_config_values(path) if path else {}
     values.update(overrides)
     return _build(RecipeConfig, values)
 

@@ -36,7 +36,7 @@ from detector.perturb import AugmentChain, apply
 from detector.preprocess import load_image
 from detector.tiling import image_to_tiles
 
-from .common import eps_extractor, set_threads
+from .common import eps_extractor, set_threads, to_uint8, to_unit
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import Record, corpus_records
 
@@ -102,7 +102,7 @@ def _with_eps(pixels: torch.Tensor, extractor, batch_size: int, desc: str) -> to
     """ε (float16) for uint8 N×3×s×s pixels, in batches."""
     out = torch.empty(pixels.shape, dtype=torch.float16)
     for start in tqdm(range(0, len(pixels), batch_size), desc=desc, unit="batch", disable=None):
-        x = pixels[start : start + batch_size].float() / 127.5 - 1.0
+        x = to_unit(pixels[start : start + batch_size])
         out[start : start + batch_size] = extractor(x).cpu().half()
     return out
 
@@ -145,7 +145,7 @@ def _record_tiles(job: tuple) -> tuple[int, np.ndarray, list[int]]:
     index, record, condition, tile, max_tiles = job
     image = apply(record_image(record, trim=False), condition)  # evaluated as published, signature and all
     tiles, grid = image_to_tiles(image, tile, max_tiles)
-    pixels = ((tiles + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    pixels = to_uint8(tiles).numpy()
     return index, pixels, [grid.rows, grid.cols]
 
 
@@ -201,7 +201,7 @@ def build_dire_maps(cfg: RecipeConfig, log=print) -> int:
     with torch.inference_mode():
         for start in tqdm(range(0, len(chosen), 16), desc="DIRE", disable=None):
             rows = chosen[start : start + 16]
-            x = pixels[rows].float() / 127.5 - 1.0
+            x = to_unit(pixels[rows])
             dire[rows] = dire_to_uint8(x, ddim.reconstruct(extractor.eps_fn, ddim.invert(extractor.eps_fn, x)))
     has_dire = torch.zeros(len(pixels), dtype=torch.bool)
     has_dire[chosen] = True
@@ -224,7 +224,7 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true", help="only the evaluation tiles")
     args = parser.parse_args()
     cfg = load_config(args.config)
-    log = lambda m: print(m, flush=True)  # noqa: E731
+    log = lambda m: print(m, flush=True)
     if not args.skip_train:
         build_training_crops(cfg, log)
         if cfg.classifier.kd_weight > 0:  # the DIRE teacher's inputs

@@ -24,9 +24,8 @@ from torch.optim.swa_utils import AveragedModel
 from detector.ddim import Schedule
 from detector.models import build_unet, load_unet, small_unet_config
 from detector.perturb import rescale
-from detector.registry import resolve_weights
 
-from .common import save_grid, schedule_of, seed_everything, set_threads, to_unit, write_json
+from .common import init_unet_folder, save_grid, schedule_of, seed_everything, set_threads, to_unit, write_json
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import corpus_records
 from .crops import record_image
@@ -48,7 +47,7 @@ def ema_with_warmup(max_decay: float):
 
 def unet_config(cfg: RecipeConfig) -> dict:
     d = cfg.diffusion
-    return small_unet_config(cfg.data.patch_size, tuple(d.block_out_channels), tuple(d.attention_levels), d.layers_per_block)
+    return small_unet_config(cfg.crops.tile, tuple(d.block_out_channels), tuple(d.attention_levels), d.layers_per_block)
 
 
 def photo_patches(cfg: RecipeConfig, exclude_fold: int | None = None) -> torch.Tensor:
@@ -74,7 +73,7 @@ def photo_patches(cfg: RecipeConfig, exclude_fold: int | None = None) -> torch.T
 def initial_unet(cfg: RecipeConfig) -> tuple[object, Schedule]:
     """The UNet to start from (``diffusion.init``) and its noise schedule."""
     d = cfg.diffusion
-    folder = resolve_weights("bundled").unet if d.init in ("bundled", "bundled-fast") else (Path(d.init) if d.init else None)
+    folder = init_unet_folder(cfg)
     if folder is None:
         return build_unet(unet_config(cfg)), schedule_of(Path("."), d.schedule)
     return load_unet(folder), schedule_of(folder, d.schedule)

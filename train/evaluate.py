@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.tiling import aggregate
 
-from .common import write_json
+from .common import to_unit, write_json
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import Record, corpus_records
 from .crops import load_tiles
@@ -43,9 +43,6 @@ from .levers import lever_report, lever_table
 from .threshold import RULES, Scores, compare_rules, fold_thresholds, rotate, unsure_band
 
 BASELINE = "baseline-3-features"
-LOSSLESS_FORMATS = {"PNG", "WEBP", "BMP", "TIFF"}
-
-
 # ------------------------------------------------------------------------------------ scoring
 def oof_tile_logits(cfg: RecipeConfig, variant: str) -> dict[str, dict[int, list[float]]]:
     """condition → record → raw tile logits, gathered from the fold models' logs (each record once)."""
@@ -342,7 +339,7 @@ def own_generator_report(cfg: RecipeConfig, records: list[Record], reports: dict
             kinds += [kind] * len(batch)
             folds += [fold] * len(batch)
     pixels_t = torch.cat(pixels)
-    tensors = {"pixels": pixels_t, "eps": extractor(pixels_t.float() / 127.5 - 1.0).half()}
+    tensors = {"pixels": pixels_t, "eps": extractor(to_unit(pixels_t)).half()}
     kinds_a, folds_a = np.array(kinds), np.array(folds)
     y = (kinds_a != "real").astype(int)
     out = {"n": {k: int((kinds_a == k).sum()) for k in ("real", "regen", "sample")}}

@@ -60,7 +60,7 @@ def make_examples(cfg: RecipeConfig, out: str | Path, weights: str | Path = "det
         order = [i for i in candidates if records[i].label == label]
         results = {}
 
-        def result_of(i: int):
+        def result_of(i: int, results: dict = results):
             if i not in results:
                 results[i] = detector.detect_one(records[i].path)
             return results[i]
@@ -71,7 +71,9 @@ def make_examples(cfg: RecipeConfig, out: str | Path, weights: str | Path = "det
                 break
             if result_of(i).ok:
                 chosen.append(i)
-        wrong = lambda i: result_of(i).ok and result_of(i).label != name  # noqa: E731
+        def wrong(i: int, name: str = name) -> bool:
+            return result_of(i).ok and result_of(i).label != name
+
         if chosen and not any(wrong(i) for i in chosen):
             first_wrong = next((i for i in order if i not in chosen and wrong(i)), None)
             if first_wrong is not None:

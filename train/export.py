@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.config import Calibration, ModelConfig
 from detector.registry import save_weights
 from detector.tiling import TilingConfig
+from detector.verdict import VerdictPolicy
 
 from .classifiers import VARIANTS, load_classifier
 from .common import schedule_of, shipped_unet, unet_source
@@ -25,6 +27,16 @@ from .corpus import Record, corpus_records
 
 #: card variant name → recipe variant
 SHIPPED = {"distildire": "student", "image-only": "image-only"}
+VARIANT_DESCRIPTIONS = {
+    "distildire": "ResNet-{depth} student on [image, ε] of native-resolution tiles, ε from a small diffusion UNet",
+    "image-only": "ResNet-{depth} on the image tiles alone, distilled from the DistilDIRE student",
+}
+
+
+def eps_network_text(unet) -> str:
+    """The ε-UNet in words, as the model card and the registry state it."""
+    return (f"UNet2DModel trained by train/, {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
+            f"{unet.config.sample_size} px")
 
 LICENCE = (
     "CC BY-NC 4.0 (weights). The training images include non-commercial sources (ImageNet samples, BSD100, "
@@ -79,9 +91,11 @@ def _licence_kind(text: str) -> str:
     return "permissive or other (see manifest)"
 
 
-def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = None) -> dict:
-    """The card from this run's metrics. With ``previous`` (the card of the weights being kept), a shipped
-    variant this run did not evaluate keeps its previous settings and metrics, marked as carried over."""
+def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = None,
+               eps_network: str = "diffusion UNet") -> dict:
+    """The card from this run's metrics: one ``ModelConfig.to_card()`` entry per shipped variant. With
+    ``previous`` (the card of the weights being kept), a shipped variant this run did not evaluate keeps its
+    previous settings and metrics, marked as carried over. ``eps_network``: the ε-UNet, in words."""
     records = corpus_records(cfg)
     variants, carried = {}, []
     for card_name, variant in SHIPPED.items():
@@ -90,15 +104,14 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
             variants[card_name] = {**previous["variants"][card_name], "carried_over": True}
             carried.append(variant)
             continue
-        tiling = TilingConfig(cfg.crops.tile, cfg.eval.max_tiles, chosen.get("aggregate", "mean_logit"))
-        variants[card_name] = {
-            "preprocessing": tiling.to_card(),
-            "calibration": chosen.get("calibration", {"temperature": 1.0, "bias": 0.0}),
-            "threshold": float(chosen.get("threshold", 0.5)),
-        }
-        for key in ("unsure_margin", "unsure_above"):
-            if key in chosen:
-                variants[card_name][key] = float(chosen[key])
+        inputs = VARIANTS[variant].inputs
+        policy = {k: float(chosen[k]) for k in ("threshold", "unsure_margin", "unsure_above") if k in chosen}
+        variants[card_name] = ModelConfig(
+            card_name, f"{cfg.name} — {card_name}", VARIANT_DESCRIPTIONS[card_name].format(depth=cfg.classifier.depth),
+            LICENCE, inputs, cfg.crops.tile,
+            TilingConfig(cfg.crops.tile, cfg.eval.max_tiles, chosen.get("aggregate", "mean_logit")),
+            Calibration.from_card(chosen.get("calibration")), VerdictPolicy(**policy) if policy else VerdictPolicy(),
+            eps_network=eps_network if inputs != "image" else "none").to_card()
     card = {
         "name": cfg.name,
         "description": (f"DistilDIRE student (ResNet-{cfg.classifier.depth} on [image, eps] of native-resolution "
@@ -179,7 +192,8 @@ def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics:
     out = Path(out_dir)
     for stale in ("card.json",):  # rewritten below; weights files are overwritten in place
         (out / stale).unlink(missing_ok=True)
-    save_weights(out, students, unet=unet, card=build_card(cfg, metrics), schedule=schedule_of(folder, cfg.diffusion.schedule))
+    card = build_card(cfg, metrics, eps_network=eps_network_text(unet))
+    save_weights(out, students, unet=unet, card=card, schedule=schedule_of(folder, cfg.diffusion.schedule))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"exported to {out} ({size / 1e6:.1f} MB)")
     return out
@@ -193,7 +207,8 @@ def export_card(cfg: RecipeConfig, out_dir: str | Path, metrics: dict) -> Path:
 
     path = Path(out_dir) / "card.json"
     previous = json.loads(path.read_text())
-    card = build_card(cfg, metrics, previous)
+    eps_network = previous["variants"].get("distildire", {}).get("eps_network", "diffusion UNet")
+    card = build_card(cfg, metrics, previous, eps_network)
     for card_name, variant in SHIPPED.items():
         if variant in metrics.get("models", {}) and cfg.work.classifier(variant, None).is_file():
             model = load_classifier(cfg, variant, None).half()

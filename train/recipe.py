@@ -20,8 +20,8 @@ from .corpus import corpus_records, summary
 from .crops import build_dire_maps, build_eval_tiles, build_training_crops
 from .diffusion import train_diffusion
 from .evaluate import evaluate
-from .levers import TILES_CACHE, build_lever_caches
 from .export import export
+from .levers import TILES_CACHE, build_lever_caches
 
 
 def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict:

@@ -34,7 +34,20 @@ RESNETS = {
     101: (tvm.resnet101, (3, 4, 23, 3), True),
     152: (tvm.resnet152, (3, 8, 36, 3), True),
 }
+#: What a classifier reads → its input channels ("dire": the teacher, on DIRE maps).
 INPUT_KINDS = {"image+eps": 6, "image": 3, "dire": 3, "eps": 3}
+
+
+def classifier_input(kind: str, image: torch.Tensor | None = None, eps: torch.Tensor | None = None,
+                     dire: torch.Tensor | None = None) -> torch.Tensor:
+    """The one place a classifier's input is assembled (serving and training): images and DIRE maps in
+    [−1, 1], ε as the UNet gives it, stacked on the channel axis for DistilDIRE's [image, ε]."""
+    if kind == "image+eps":
+        return torch.cat([image, eps], dim=1)
+    parts = {"image": image, "eps": eps, "dire": dire}
+    if kind not in parts:
+        raise ValueError(f"unknown classifier input {kind!r}; one of {', '.join(INPUT_KINDS)}")
+    return parts[kind]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Robustness re-checks, verdict bands, cost measurement and the JSON report."""
+"""Robustness re-checks, verdict bands, cost measurement, the JSON report and the shared results table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from conftest import encode, make_photo
 
 from detector import Detector
-from detector.analysis import build_report, measure_costs, robustness
+from detector.costs import CostModel, measure_costs
+from detector.report import build_report, format_table, robustness, table_row
 from detector.verdict import VerdictPolicy
 
 
@@ -41,10 +42,11 @@ def test_costs_report_calls_and_times(detector):
 
 def test_report_is_json_and_names_the_model(detector, image_files):
     paths = [image_files["good_png"], image_files["text"]]
-    results = detector.detect(paths)
-    report = build_report(detector, paths, results, names=["a.png", "notes.png"])
+    results = [r.renamed(name) for r, name in zip(detector.detect(paths), ["a.png", "notes.png"])]
+    report = build_report(detector, paths, results)
     text = json.dumps(report)
-    assert report["model"]["weights_sha256_16"] and report["model"]["preprocessing"]
+    assert report["model"]["weights_sha256_16"] and report["model"]["preprocessing"]["mode"] == "resize-center-crop"
+    assert report["model"]["unet_calls_per_image"] == 1 and report["created"] and report["detector_version"]
     good, bad = report["files"]
     assert good["file"] == "a.png" and len(good["sha256"]) == 64 and good["verdict"] in ("fake", "real", "unsure")
     assert bad["verdict"] == "error" and "not an image" in bad["error"]
@@ -74,3 +76,25 @@ def test_report_label_and_verdict_come_from_one_policy(detector, threshold):
         assert entry["verdict"] in (entry["label"], "unsure")
         for check in entry["robustness"].values():
             assert check["flips"] == ((check["p_fake"] >= threshold) != (entry["p_fake"] >= threshold))
+
+
+def test_table_rows_are_shared_by_cli_and_app(detector, image_files):
+    paths = [image_files["good_png"], image_files["text"]]
+    report = build_report(detector, paths, detector.detect(paths))
+    good, bad = (table_row(entry) for entry in report["files"])
+    assert good[1] in ("FAKE", "REAL", "UNSURE") and good[2] == report["files"][0]["p_fake"] and good[3] == 1
+    assert bad[1] == "ERROR" and bad[2] is None and bad[4] is None and "not an image" in bad[5]
+    text = format_table(report["files"]).splitlines()
+    assert text[0].split() == ["file", "verdict", "p_fake", "UNet", "calls", "ms", "notes"]
+    assert text[3].split()[1:3] == ["ERROR", "-"]
+
+
+def test_cost_model_follows_observed_runs(detector):
+    costs = CostModel(detector, window=3)
+    assert costs.unet_calls(2) == 2 and costs.unet_calls(1, with_dire=True) == 41
+    for _ in range(3):
+        costs.observe(11.0, 1)  # as the ADM-256 on 2 CPU cores
+    assert costs.estimate_seconds(2) == pytest.approx(22.0)
+    for _ in range(3):  # the load went away: the estimate follows
+        costs.observe(0.5, 10)
+    assert costs.estimate_seconds(2) == pytest.approx(0.1)

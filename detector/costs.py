@@ -1,0 +1,105 @@
+"""What a model costs here, measured: one timing helper (``median_ms``) for the app's estimates, its Cost
+tab and bench/, the per-pipeline table (``measure_costs``), and ``CostModel``, a rolling estimate of
+seconds per UNet call that every real run updates, so estimates follow the load the server is under
+rather than one cold measurement."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import torch
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, sync: Callable[[], None] | None = None,
+              stop_after_s: float | None = None) -> float:
+    """Median wall time of ``fn()`` in ms over ``repeats`` runs after ``warmup`` untimed ones (``sync`` waits
+    for the device). ``stop_after_s``: stop early once one run took longer (a slow call is timed once)."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        samples.append((time.perf_counter() - start) * 1e3)
+        if stop_after_s is not None and samples[-1] > stop_after_s * 1e3:
+            break
+    return statistics.median(samples)
+
+
+def unet_call_ms(detector, repeats: int = 1) -> float:
+    """One UNet call on one input at the model's input size on this device (0 for an image-only model)."""
+    if detector.unet is None:
+        return 0.0
+    size = detector.config.image_size
+    x = torch.zeros(1, 3, size, size, device=detector.device)
+    t = torch.zeros(1, dtype=torch.long, device=detector.device)
+    with torch.inference_mode():
+        return median_ms(lambda: detector.extractor.eps_fn(x, t), repeats, sync=detector.sync, stop_after_s=1.0)
+
+
+def measure_costs(detector, repeats: int = 3) -> dict:
+    """Measured ms per UNet call and per student pass on this hardware, at the model's input size (one
+    tile for a tiled model), batch 1, and the implied per-image cost of DIRE, DistilDIRE (one call per
+    input) and image-only (no call), counting as many inputs per image as the config allows."""
+    config = detector.config
+    size, inputs = config.image_size, config.inputs_per_image
+    timings = {}
+    if detector.unet is not None:
+        timings["unet_call_ms"] = unet_call_ms(detector, repeats)
+    x_student = torch.zeros(1, config.in_channels, size, size, device=detector.device, dtype=detector.student_dtype)
+    with torch.inference_mode():
+        timings["student_ms"] = median_ms(lambda: detector.student(x_student), repeats, sync=detector.sync)
+    unet_ms, student_ms = timings.get("unet_call_ms"), inputs * timings["student_ms"]
+    calls = 2 * config.ddim_steps
+    return {
+        "device": str(detector.device),
+        "image_size": size,
+        "inputs_per_image": inputs,
+        **{k: round(v, 2) for k, v in timings.items()},
+        "pipelines": {
+            f"DIRE (DDIM-{config.ddim_steps} inversion + reconstruction)": {
+                "unet_calls": calls, "ms": round(calls * unet_ms + timings["student_ms"], 1) if unet_ms else None},
+            "DistilDIRE (ε at t=0)": {"unet_calls": inputs,
+                                       "ms": round(inputs * unet_ms + student_ms, 1) if unet_ms else None},
+            "image-only student": {"unet_calls": 0, "ms": round(student_ms, 1)},
+        },
+    }
+
+
+class CostModel:
+    """Seconds per UNet call: first measured once, then the median of the last ``window`` rates seen in
+    real runs (``observe``). Thread-safe; ``estimate_seconds`` counts the config's calls."""
+
+    def __init__(self, detector, window: int = 16):
+        self.detector = detector
+        self._rates: deque[float] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float, unet_calls: int) -> None:
+        """A real run took ``seconds`` for ``unet_calls`` UNet calls (ignored when it made none)."""
+        if unet_calls > 0 and seconds > 0:
+            with self._lock:
+                self._rates.append(seconds / unet_calls)
+
+    def seconds_per_call(self) -> float:
+        with self._lock:
+            if self._rates:
+                return statistics.median(self._rates)
+        rate = unet_call_ms(self.detector) / 1e3  # no run yet: measure one call (outside the lock)
+        self.observe(rate, 1)
+        return rate
+
+    def unet_calls(self, n_images: int, with_dire: bool = False) -> int:
+        config = self.detector.config
+        return n_images * (config.unet_calls_per_image + (config.dire_unet_calls if with_dire else 0))
+
+    def estimate_seconds(self, n_images: int, with_dire: bool = False) -> float:
+        """Expected UNet time for ``n_images`` (an upper bound for a tiled model: ≤ max_tiles calls)."""
+        calls = self.unet_calls(n_images, with_dire)
+        return calls * self.seconds_per_call() if calls else 0.0
