@@ -6,21 +6,21 @@ p50/p95, and the burst's wall time against the single-request median); single im
 another while a 16-image DIRE + robustness request runs; one 8000×8000 JPEG (the server's peak RSS
 above its idle RSS, sampled every 20 ms). Not a test.
 
-    python bench/app_latency.py [--weights bundled] [--repeats 20] [--users 20]
+    python -m bench.app_latency [--weights bundled] [--repeats 20] [--users 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np

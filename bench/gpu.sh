@@ -19,17 +19,17 @@ $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_na
 # full-size ADM-256 topology + ResNet-50: DIRE (40 calls), DistilDIRE (1 call), image-only, at batch 1/8/32
 for precision in fp32 bf16; do
   for batch in 1 8 32; do
-    timeout 300 $PY bench/speed.py --skip-small --adm-size 256 --batch "$batch" --precision "$precision" \
+    timeout 300 $PY -m bench.speed --skip-small --adm-size 256 --batch "$batch" --precision "$precision" \
       --repeats 5 --dire-repeats 1
   done
 done 2>&1 | tee "$OUT/speed_adm256.txt"
 
 # UNet speed options with their ε error against fp32 (TF32, bf16, channels_last, SDPA vs classic, compile)
-timeout 600 $PY bench/precision.py --unet adm --size 256 --batch 32 --compile 2>&1 | tee "$OUT/precision_adm256.txt"
-timeout 300 $PY bench/precision.py --unet bundled --batch 256 --compile 2>&1 | tee "$OUT/precision_bundled.txt"
+timeout 600 $PY -m bench.precision --unet adm --size 256 --batch 32 --compile 2>&1 | tee "$OUT/precision_adm256.txt"
+timeout 300 $PY -m bench.precision --unet bundled --batch 256 --compile 2>&1 | tee "$OUT/precision_bundled.txt"
 
 # the bundled tiled models through Detector.detect (decoding included)
-timeout 300 $PY bench/tiles.py --batch 32 2>&1 | tee "$OUT/tiles.txt"
+timeout 300 $PY -m bench.tiles --batch 32 2>&1 | tee "$OUT/tiles.txt"
 
 # the tests that need CUDA
 timeout 300 $PY -m pytest -q -m gpu tests 2>&1 | tee "$OUT/pytest_gpu.txt"

@@ -4,9 +4,9 @@ Options: fp32 (the default path), channels_last, bf16 autocast (with and without
 weights, the classic attention processor instead of PyTorch SDPA, torch.compile (``--compile``; its
 compile time is printed), and on CUDA TF32. Bundled weights, or random weights for the ADM topology; inputs are the shipped example images.
 
-    python bench/precision.py --unet bundled --batch 16          # the bundled UNet, one tiled image
-    python bench/precision.py --unet adm --size 256 --batch 1    # official ADM-256 topology (~11 s a call on 2 cores)
-    python bench/precision.py --corpus ../shared/data            # bundled model: p(fake) and AUC, fp32 vs bf16 UNet
+    python -m bench.precision --unet bundled --batch 16          # the bundled UNet, one tiled image
+    python -m bench.precision --unet adm --size 256 --batch 1    # official ADM-256 topology (~11 s a call on 2 cores)
+    python -m bench.precision --corpus ../shared/data            # bundled model: p(fake) and AUC, fp32 vs bf16 UNet
 
 Not a test: it prints figures (median ms per call, ε relative error ‖ε − ε_fp32‖ / ‖ε_fp32‖).
 """
@@ -17,16 +17,14 @@ import argparse
 import copy
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from detector.models import ADM_256_UNCOND, build_unet, load_unet, unet_config_for_adm  # noqa: E402
-from detector.registry import resolve_weights  # noqa: E402
+from detector.costs import median_ms
+from detector.models import ADM_256_UNCOND, build_unet, load_unet, unet_config_for_adm
+from detector.registry import resolve_weights
 
 
 def _sync(device: torch.device) -> None:
@@ -35,15 +33,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_ms(fn, device: torch.device, repeats: int) -> float:
-    fn()
-    _sync(device)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+    return median_ms(fn, repeats, sync=lambda: _sync(device))
 
 
 def _variant(unet, option: str, device: torch.device):
@@ -107,7 +97,7 @@ def unet_options(unet, size: int, batch: int, repeats: int, compile_too: bool, d
             eps = call(x, t)  # first call: includes compilation for torch.compile
             _sync(device)
             first = time.perf_counter() - start
-            ms = _median_ms(lambda: call(x, t), device, repeats)
+            ms = _median_ms(lambda call=call: call(x, t), device, repeats)
         if reference is None:
             reference = eps
         error = float((eps - reference).norm() / reference.norm())
@@ -127,7 +117,8 @@ def corpus_effect(data: Path, limit: int | None) -> None:
 
     from detector import Detector
 
-    rows = list(csv.DictReader(open(data / "public_corpus" / "manifest.csv")))
+    with open(data / "public_corpus" / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
     items = [(data / "public_corpus" / r["file"], 1 if r["label"] == "fake" else 0) for r in rows]
     items += [(p, 0) for p in sorted((data / "real_photos").glob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}]
     items = items[:limit] if limit else items

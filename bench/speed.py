@@ -3,40 +3,34 @@
 Prints, per UNet: UNet calls per image, ms per image for each pipeline, and their ratio. Random
 weights (speed does not depend on them). Not a test: run it and read the figures.
 
-    python bench/speed.py                 # bundled UNet (64 px) + ADM-256 topology at a reduced 64 px input
-    python bench/speed.py --adm-size 256  # the real ADM resolution (slow on CPU: minutes per DIRE image)
-    python bench/speed.py --adm-size 256 --skip-small --batch 32 --precision bf16   # on a GPU (bench/gpu.sh)
+    python -m bench.speed                 # bundled UNet (64 px) + ADM-256 topology at a reduced 64 px input
+    python -m bench.speed --adm-size 256  # the real ADM resolution (slow on CPU: minutes per DIRE image)
+    python -m bench.speed --adm-size 256 --skip-small --batch 32 --precision bf16   # on a GPU (bench/gpu.sh)
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
 from detector import WeightsNotFoundError, load_student, resolve_weights
+from detector.costs import median_ms
 from detector.ddim import DDIM
-from detector.models import ADM_256_UNCOND, DistilDIREStudent, build_unet, load_unet, small_unet_config, unet_config_for_adm
+from detector.models import (
+    ADM_256_UNCOND,
+    DistilDIREStudent,
+    build_unet,
+    load_unet,
+    small_unet_config,
+    unet_config_for_adm,
+)
 
 
 def _time(fn, repeats: int) -> float:
-    """Median wall time in ms over ``repeats`` runs, after one warm-up."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+    """Median wall time in ms over ``repeats`` runs, after one warm-up (``detector.costs.median_ms``)."""
+    return median_ms(fn, repeats, sync=torch.cuda.synchronize if torch.cuda.is_available() else None)
 
 
 @torch.inference_mode()

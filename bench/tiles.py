@@ -3,7 +3,7 @@ a time and in batches, and the cost per tile, for DistilDIRE ([image, ε], one U
 the image-only tier (no UNet). Images are generated in memory at several sizes (decoding included).
 Not a test: run it and read the figures.
 
-    python bench/tiles.py [--repeats 3] [--batch 8]
+    python -m bench.tiles [--repeats 3] [--batch 8]
 """
 
 from __future__ import annotations
@@ -11,17 +11,13 @@ from __future__ import annotations
 import argparse
 import io
 import platform
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from detector import Detector  # noqa: E402
-from speed import _time  # noqa: E402  (bench/speed.py: median wall time after a warm-up)
+from detector import Detector
+from detector.costs import median_ms
 
 
 def _jpeg(width: int, height: int, seed: int) -> bytes:
@@ -34,7 +30,7 @@ def _jpeg(width: int, height: int, seed: int) -> bytes:
 
 
 def _median_s(fn, repeats: int) -> float:
-    return _time(fn, repeats) / 1e3
+    return median_ms(fn, repeats, sync=torch.cuda.synchronize if torch.cuda.is_available() else None) / 1e3
 
 
 def _load(weights: str, variant: str) -> Detector:
@@ -61,8 +57,8 @@ def main() -> None:
             one = _jpeg(width, height, 0)
             batch = [_jpeg(width, height, s) for s in range(args.batch)]
             tiles = len(detector.detect_one(one).grid.boxes)
-            single = _median_s(lambda: detector.detect_one(one), args.repeats)
-            many = _median_s(lambda: detector.detect(batch, batch_size=args.batch), args.repeats)
+            single = _median_s(lambda d=detector, one=one: d.detect_one(one), args.repeats)
+            many = _median_s(lambda d=detector, batch=batch: d.detect(batch, batch_size=args.batch), args.repeats)
             print(f"{width}x{height:<5} {tiles:>6} {single * 1e3:>13.1f} {1 / single:>7.2f} {args.batch / many:>20.2f} "
                   f"{many / (args.batch * tiles) * 1e3:>8.2f}")
 
