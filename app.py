@@ -34,7 +34,7 @@ MAX_WAITING = 32
 SLIDER_STEP = 0.01
 SERVER = Server()
 VERDICT_COLOURS = {  # translucent, so they read on light and dark backgrounds alike
-    "FAKE": "rgba(209, 73, 91, 0.28)", "REAL": "rgba(76, 159, 112, 0.28)",
+    "FAKE": "rgba(209, 73, 91, 0.28)", "NO SIGN FOUND": "rgba(76, 159, 112, 0.28)",
     "UNSURE": "rgba(230, 170, 40, 0.32)", "ERROR": "rgba(128, 128, 128, 0.28)",
 }
 
@@ -68,17 +68,26 @@ def _styled(rows: list[list]):
 
 @gpu(duration=60)
 def detect(images, model: str, threshold: float, with_dire: bool, with_robustness: bool,
-           progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio injects progress through this default)
+           progress=gr.Progress(track_tqdm=True), request: gr.Request = None):  # noqa: B008 (Gradio injects both)
     """Classify the uploaded images: the results table, the evidence gallery, the score plot, the JSON
-    report file and the report itself. A bad or oversized file gets an error row of its own."""
+    report file, the report itself and what a low score is worth. A bad or oversized file gets an error
+    row of its own; Cancel (``cancel``) stops the server's work for this page."""
     try:
         analysis = SERVER.analyze(_paths(images), model, _threshold(model, threshold), bool(with_dire),
-                                  bool(with_robustness), lambda fraction, text: progress(fraction, desc=text))
+                                  bool(with_robustness), lambda fraction, text: progress(fraction, desc=text),
+                                  session=getattr(request, "session_hash", None))
     except RequestError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     for notice in analysis.notices:
         gr.Warning(notice)
-    return (_styled(analysis.table), analysis.pictures, analysis.plot_path, analysis.report_path, analysis.report)
+    return (_styled(analysis.table), analysis.pictures, analysis.plot_path, analysis.report_path, analysis.report,
+            analysis.caveat)
+
+
+def cancel(request: gr.Request = None) -> None:
+    """Stop this page's running request on the server (not only in the browser)."""
+    if request is not None and request.session_hash:
+        SERVER.cancel(request.session_hash)
 
 
 def cost_panel(model: str) -> str:
@@ -117,7 +126,7 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
     """The page; ``why`` says on it why ``default_model_name`` runs by default."""
     examples = example_items()
     limits = SERVER.limits
-    with gr.Blocks(title="DistilDIRE detector", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="DistilDIRE detector", delete_cache=(900, 900)) as demo:  # uploads kept 15 min
         gr.Markdown(
             "# DistilDIRE — was this image made by a diffusion model?\n"
             "Drop, browse or paste images, or click an example, then **Analyze**: you get **p(fake)**, a verdict "
@@ -132,10 +141,10 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
                     images = gr.Gallery(label=f"Images: drop, browse or paste (up to {limits.max_files}, "
                                               f"≤ {limits.max_file_bytes // 1_000_000} MB each)",
                                         type="filepath", interactive=True, sources=["upload", "clipboard"],
-                                        columns=4, height=240, object_fit="cover", elem_id="images")
+                                        columns=4, height="auto", object_fit="cover", elem_id="images")
                     if examples:
                         example_gallery = gr.Gallery(value=examples, label="Examples: click one to try it "
-                                                     "(caption = true label)", columns=6, height=200,
+                                                     "(caption = true label)", columns=6, height=250,
                                                      allow_preview=False, object_fit="cover", interactive=False,
                                                      elem_id="examples")
                 with gr.Column(scale=2, min_width=260):
@@ -151,8 +160,10 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
                         stop = gr.Button("Cancel", variant="secondary", elem_id="cancel")
             with gr.Column(visible=False) as results_panel:
                 table = gr.Dataframe(headers=TABLE_HEADERS,
-                                     datatype=["str", "str", "number", "number", "number", "str"], interactive=False,
+                                     datatype=["str", "str", "number", "number", "number", "str", "str"],
+                                     interactive=False,
                                      label="Results", elem_id="verdicts", wrap=True, max_height=420)
+                caveat = gr.Markdown(elem_id="caveat", elem_classes="small-note")
                 gallery = gr.Gallery(label="Evidence per image (thumbnails below switch between images)", preview=True,
                                      selected_index=0, columns=6, format="png", height=560, object_fit="contain",
                                      buttons=["download", "fullscreen"], elem_id="evidence")
@@ -163,7 +174,7 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
                     report_file = gr.File(label="JSON report (download)", elem_id="report-file")
                     report_json = gr.JSON(label="Report", open=False)
             inputs = [images, model, threshold, with_dire, with_robustness]
-            outputs = [table, gallery, plot, report_file, report_json]
+            outputs = [table, gallery, plot, report_file, report_json, caveat]
             # while a request runs: results panel shown, Analyze disabled (re-enabled after it, or by Cancel)
             busy = {"fn": lambda: (gr.Column(visible=True), gr.Button(interactive=False)),
                     "outputs": [results_panel, run], "queue": False, "api_visibility": "private"}
@@ -173,6 +184,7 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
             run_event = run.click(detect, inputs, outputs, api_name="detect", concurrency_limit=MAX_WAITING,
                                   concurrency_id="detect")  # the lanes inside the server order the work
             run_event.then(**idle)
+            run_event.failure(**idle)  # the button comes back after an error too
             cancels = [run_event]
             if examples:
                 picked = example_gallery.select(pick_example, None, [images], api_visibility="private", queue=False)
@@ -180,7 +192,10 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
                 example_event = picked.then(detect, inputs, outputs, api_visibility="private", concurrency_id="detect",
                                             concurrency_limit=MAX_WAITING)  # else the group's limit falls to 1
                 example_event.then(**idle)
+                example_event.failure(**idle)
                 cancels.append(example_event)
+            stop.click(cancel, None, None, queue=False, api_name="cancel",  # stops the server's work for the session
+                       api_visibility="undocumented")
             stop.click(cancels=cancels, **idle)
         with gr.Tab("Cost"):
             gr.Markdown("DIRE needs a DDIM inversion and reconstruction per image; DistilDIRE one UNet call (per "
@@ -197,6 +212,12 @@ def build_demo(default_model_name: str = "bundled", why: str | None = None) -> g
     return demo
 
 
+def launch_options() -> dict:
+    """What ``launch`` needs besides the address: upload cap, CSS, the Ctrl+V paste script, footer."""
+    return {"max_file_size": UPLOAD_LIMIT, "css": (UI / "style.css").read_text(),
+            "head": f"<script>{(UI / 'paste.js').read_text()}</script>", "footer_links": ["api", "gradio"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -207,8 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     name, why = default_model(args.weights)
     print(f"default model: {name} ({why})", flush=True)
-    build_demo(name, why).launch(server_name=args.host, server_port=args.port, max_file_size=UPLOAD_LIMIT,
-                                 css=(UI / "style.css").read_text(), footer_links=["api", "gradio"])
+    build_demo(name, why).launch(server_name=args.host, server_port=args.port, **launch_options())
 
 
 if __name__ == "__main__":

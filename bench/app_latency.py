@@ -3,10 +3,12 @@
 Starts ``python app.py`` on a free localhost port and, through gradio_client: one image and a batch of
 8 (repeated; p50/p95 in ms); a burst of ``--users`` clients sending one image each at once (failures,
 p50/p95, and the burst's wall time against the single-request median); single images sent one after
-another while a 16-image DIRE + robustness request runs; one 8000×8000 JPEG (the server's peak RSS
-above its idle RSS, sampled every 20 ms). Not a test.
+another while a 16-image DIRE + robustness request runs; how long the next user waits after such a
+request is cancelled; one 8000×8000 JPEG (the server's peak RSS above its idle RSS, sampled every
+20 ms). ``--busy-core`` keeps one core busy with another process throughout, as on a shared Space.
+Not a test.
 
-    python -m bench.app_latency [--weights bundled] [--repeats 20] [--users 20]
+    python -m bench.app_latency [--weights bundled] [--repeats 20] [--users 20] [--busy-core]
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ def main() -> None:
     parser.add_argument("--weights", default="bundled")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--busy-core", action="store_true", help="keep one core busy with another process")
     args = parser.parse_args()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy_core else None
     from gradio_client import Client
 
     port = free_port()
@@ -110,7 +114,8 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             images = make_images(Path(tmp), 8)
-            print(f"app: {args.weights}; {os.cpu_count()} CPUs; images 640x480 JPEG; {args.repeats} requests each")
+            print(f"app: {args.weights}; {os.cpu_count()} CPUs{'; one core kept busy by another process' if busy else ''}; "
+                  f"images 640x480 JPEG; {args.repeats} requests each")
             medians = {}
             for label, batch in (("1 image", images[:1]), ("8 images", images)):
                 call(client, batch)  # warm-up
@@ -160,6 +165,18 @@ def main() -> None:
             print(f"16 images with DIRE + robustness: {heavy_took:.1f} s; {len(waits)} single images sent meanwhile: "
                   f"p50 {statistics.median(waits):.0f} ms, max {max(waits):.0f} ms")
 
+            # Cancel: the server stops the heavy request's work, so the next user does not wait for it
+            canceller = Client(url, verbose=False)
+            job = canceller.submit(_payload(heavy_images), args.weights, 0.5, True, True, api_name="/detect")
+            time.sleep(3.0)
+            canceller.predict(api_name="/cancel")  # what the page's Cancel button calls
+            job.cancel()
+            start = time.perf_counter()
+            call(client, images[:1])
+            after_cancel = time.perf_counter() - start
+            canceller.close()
+            print(f"one image sent right after cancelling that heavy request 3 s in: answered in {after_cancel:.2f} s")
+
             huge = Path(tmp) / "huge_8000x8000.jpg"
             small = Image.open(images[0]).resize((8000, 8000), Image.BILINEAR)
             small.save(huge, quality=70)
@@ -175,6 +192,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if busy:
+            busy.kill()
 
 
 if __name__ == "__main__":

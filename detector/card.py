@@ -95,3 +95,32 @@ def models_listing() -> str:
         lines = config.summary_lines()
         blocks.append("\n".join([f"{name}  —  {config.label} ({state}{size})", *(f"    {line}" for line in lines)]))
     return "\n\n".join(blocks)
+
+
+def share_flagged(card: dict, variant: str | None, threshold: float, kind: str = "fake") -> tuple[float, int] | None:
+    """The share of the card's out-of-fold validation images of ``kind`` ("fake": generated images of
+    generator families the scoring model never saw; "real": photos of unseen sources) scored at or above
+    ``threshold``, read from its reference histograms (linear within a bin), and how many images that is
+    of. None when the card has no histograms for ``variant``."""
+    reference = card.get("reference_histograms", {})
+    counts = reference.get(variant or "", {}).get(kind)
+    if not counts or not sum(counts):
+        return None
+    edges, above = reference["edges"], 0.0
+    for low, high, n in zip(edges[:-1], edges[1:], counts):
+        above += n * min(1.0, max(0.0, (high - threshold) / (high - low)))
+    return above / sum(counts), sum(counts)
+
+
+def verdict_caveat(card: dict, variant: str | None, threshold: float) -> str:
+    """One plain sentence on what a low score is worth at ``threshold``, from the model card's numbers."""
+    found = share_flagged(card, variant, threshold)
+    scope = ("Drawings, screenshots, graphics and heavily edited images are outside what it was trained on; "
+             "its verdict on them means little.")
+    if found is None:
+        return (f"How many generated images this model misses at threshold {threshold:.2f} is not measured here: "
+                f"\"no sign found\" means only that, not that the image is a photograph. {scope}")
+    share, n = found
+    return (f"At threshold {threshold:.2f} this model flags about {share:.0%} of the generated images in its "
+            f"validation ({n} images of generators it never saw in training) and misses the other {1 - share:.0%}: "
+            f"\"no sign found\" is not proof of a photograph. {scope}")

@@ -66,13 +66,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["source", "verdict", "label", "p_fake", "logit", "unet_calls", "total_ms", "error", "low_confidence"])
+            writer.writerow(["source", "verdict", "label", "p_fake", "logit", "unet_calls", "total_ms", "error",
+                             "low_confidence", "provenance"])
             for r in rows:
                 writer.writerow([r["source"], r["verdict"], r["label"], r["p_fake"], r["logit"], r["unet_calls"],
-                                 r["timings_ms"].get("total"), r["error"], r.get("low_confidence", False)])
+                                 r["timings_ms"].get("total"), r["error"], r.get("low_confidence", False),
+                                 (r.get("provenance") or {}).get("summary")])
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("fake", "unsure", "real", "error")}
     print(f"\n{len(rows)} files: {counts['fake']} fake, {counts['unsure']} unsure ({detector.policy.describe_band()}; "
-          f"threshold {detector.threshold:.2f}), {counts['real']} real, {counts['error']} unreadable", file=sys.stderr)
+          f"threshold {detector.threshold:.2f}), {counts['real']} with no sign of generation found, {counts['error']} "
+          f"unreadable", file=sys.stderr)
     return 0
 
 

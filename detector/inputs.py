@@ -13,6 +13,7 @@ from PIL import Image
 
 from .config import ModelConfig
 from .preprocess import DetectorInputError, ImageInput, load_image, to_model_tensor
+from .provenance import read_provenance
 from .result import DetectionResult
 from .tiling import TileGrid, image_to_tiles
 
@@ -42,9 +43,11 @@ def _name(item: ImageInput, index: int) -> str:
     return str(item) if isinstance(item, (str, Path)) else f"input #{index}"
 
 
-def prepare_input(item: ImageInput, config: ModelConfig, index: int = 0, max_file_bytes: int | None = None) -> Prepared:
-    """Decode one input and cut it into model inputs. A bad input gets a result with ``error`` set and no
-    tensor; never raises."""
+def prepare_input(item: ImageInput, config: ModelConfig, index: int = 0, max_file_bytes: int | None = None,
+                  provenance: bool = True) -> Prepared:
+    """Decode one input and cut it into model inputs; with ``provenance``, also read what the file declares
+    about its origin (from its original bytes). A bad input gets a result with ``error`` set and no tensor;
+    never raises."""
     start = time.perf_counter()
     name = _name(item, index)
     try:
@@ -57,9 +60,14 @@ def prepare_input(item: ImageInput, config: ModelConfig, index: int = 0, max_fil
     decode_ms = (time.perf_counter() - start) * 1e3
     width, height = loaded.image.size
     small = (grid is not None and grid.enlarged) or (grid is None and min(width, height) * 4 < config.image_size)
-    warning = (f"the image is only {width}×{height} px, far below the model's {config.image_size}-px input: it was "
-               f"enlarged to be scored, so the score is unreliable (reported as unsure)") if small else None
+    warnings = []
+    if small:
+        warnings.append(f"the image is only {width}×{height} px, far below the model's {config.image_size}-px input: "
+                        f"it was enlarged to be scored, so the score is unreliable (reported as unsure)")
+    if loaded.frames > 1:
+        warnings.append(f"an animated image ({loaded.frames} frames): only its first frame was scored")
     result = DetectionResult(
         source=name, grid=grid, preview=preview(loaded.image) if grid is not None else None, low_confidence=small,
-        warning=warning, timings_ms={"decode": decode_ms})
+        warning="; ".join(warnings) or None, timings_ms={"decode": decode_ms}, size=(width, height),
+        provenance=read_provenance(item) if provenance else None)
     return result, tensor

@@ -147,24 +147,26 @@ class Detector:
     # ----------------------------------------------------------------------------------- detect
     def detect(self, inputs: ImageInput | Sequence[ImageInput], with_dire: bool = False, batch_size: int | None = None,
                policy: VerdictPolicy | None = None, max_file_bytes: int | None = None,
-               on_unet_calls: Callable[[int], None] | None = None) -> list[DetectionResult]:
+               on_unet_calls: Callable[[int], None] | None = None, provenance: bool = True) -> list[DetectionResult]:
         """One result per input, in order. Bad inputs get ``error`` set; the others are unaffected.
         ``policy`` (default: the model card's) sets each result's label and verdict; a file over
         ``max_file_bytes`` is refused unread (an error for it alone). ``on_unet_calls(n)`` hears of every UNet
-        call as it completes (n = inputs in that call), for progress bars."""
+        call as it completes (n = inputs in that call), for progress bars. ``provenance``: also read what
+        each file declares about its origin (``detector.provenance``; it never changes p_fake)."""
         if isinstance(inputs, (str, bytes, bytearray, Path, Image.Image)) or not isinstance(inputs, Sequence):
             inputs = [inputs]
         if with_dire and not self.uses_eps:
             raise ValueError("DIRE needs a diffusion UNet; this detector is image-only")
-        prepared = [self.prepare(item, index, max_file_bytes) for index, item in enumerate(inputs)]
+        prepared = [self.prepare(item, index, max_file_bytes, provenance) for index, item in enumerate(inputs)]
         return self.score(prepared, with_dire, batch_size, policy, on_unet_calls)
 
     def detect_one(self, item: ImageInput, with_dire: bool = False, policy: VerdictPolicy | None = None) -> DetectionResult:
         return self.detect([item], with_dire=with_dire, policy=policy)[0]
 
-    def prepare(self, item: ImageInput, index: int = 0, max_file_bytes: int | None = None) -> Prepared:
+    def prepare(self, item: ImageInput, index: int = 0, max_file_bytes: int | None = None,
+                provenance: bool = True) -> Prepared:
         """Decode and preprocess one input (no model call); safe in DataLoader workers."""
-        return prepare_input(item, self.config, index, max_file_bytes)
+        return prepare_input(item, self.config, index, max_file_bytes, provenance)
 
     @torch.inference_mode()
     def score(self, prepared: Sequence[Prepared], with_dire: bool = False, batch_size: int | None = None,

@@ -49,6 +49,7 @@ class LoadedImage:
     original_size: tuple[int, int]
     original_format: str | None
     original_mode: str
+    frames: int = 1  # > 1: an animated image, of which only the first frame is used
 
 
 def _source_name(item: object, index: int | None = None) -> str:
@@ -107,6 +108,23 @@ def _open(item: ImageInput, max_bytes: int | None = None) -> Image.Image:
     raise DetectorInputError(f"unsupported input type {type(item).__name__}; pass a path, bytes or a PIL image")
 
 
+def _looks_like_svg(item: ImageInput) -> bool:
+    """Whether an unreadable input is an SVG (its name, or an <svg tag near its start)."""
+    if isinstance(item, (str, os.PathLike)):
+        if str(item).lower().endswith((".svg", ".svgz")):
+            return True
+        try:
+            with open(item, "rb") as fh:
+                head = fh.read(2048)
+        except OSError:
+            return False
+    elif isinstance(item, (bytes, bytearray)):
+        head = bytes(item[:2048])
+    else:
+        return False
+    return b"<svg" in head.lower()
+
+
 def _size(n_bytes: int) -> str:
     """A byte count as people read it: "20 MB", "1.5 MB", "800 bytes"."""
     if n_bytes < 1e6:
@@ -133,6 +151,7 @@ def load_image(item: ImageInput, source: str | None = None, max_bytes: int | Non
         if max(width, height) > MAX_ASPECT * min(width, height):
             raise DetectorInputError(f"the image is too elongated ({width}×{height}; at most {MAX_ASPECT}:1)")
         fmt, mode = image.format, image.mode
+        frames = int(getattr(image, "n_frames", 1) or 1)
         if getattr(image, "is_animated", False):
             image.seek(0)  # animated GIF/WebP/APNG: the first frame
         with warnings.catch_warnings():
@@ -144,6 +163,9 @@ def load_image(item: ImageInput, source: str | None = None, max_bytes: int | Non
     except DetectorInputError:
         raise
     except UnidentifiedImageError:
+        if _looks_like_svg(item):
+            raise DetectorInputError("an SVG is a vector drawing, not pixels: export it as PNG to check it (drawings "
+                                     "are outside what the detector was trained on)") from None
         raise DetectorInputError("not an image, or an image format this tool cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DetectorInputError(f"the image is too large (the limit is {MAX_PIXELS:,} pixels, {MAX_PIXELS / 1e6:g} MP)") from None
@@ -154,7 +176,7 @@ def load_image(item: ImageInput, source: str | None = None, max_bytes: int | Non
         raise DetectorInputError(f"the image could not be decoded ({text})") from None
     except (ValueError, SyntaxError, EOFError) as exc:  # Pillow raises these for malformed headers
         raise DetectorInputError(f"the image could not be decoded ({exc})") from None
-    return LoadedImage(rgb, name, (width, height), fmt, mode)
+    return LoadedImage(rgb, name, (width, height), fmt, mode, frames)
 
 
 def to_signed(pixels: torch.Tensor) -> torch.Tensor:

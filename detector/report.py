@@ -16,7 +16,10 @@ from .verdict import VerdictPolicy
 #: Re-encodings a score should survive (names from ``detector.perturb.PERTURBATIONS``).
 ROBUSTNESS_CHECKS = ("jpeg_q75", "rescale_0.5x")
 #: Columns of the results table (CLI and app).
-TABLE_HEADERS = ["file", "verdict", "p_fake", "UNet calls", "ms", "notes"]
+TABLE_HEADERS = ["file", "verdict", "p_fake", "UNet calls", "ms", "notes", "provenance (declared by the file)"]
+#: How a verdict is shown to people. The low side says what the model can say — it found no sign of
+#: generation — not that the image is a photograph (it misses many generated images: see the card).
+VERDICT_WORDS = {"fake": "FAKE", "real": "NO SIGN FOUND", "unsure": "UNSURE", "error": "ERROR"}
 
 
 def robustness(detector: Detector, items: Sequence[ImageInput], results: Sequence[DetectionResult],
@@ -72,18 +75,33 @@ def table_row(entry: dict) -> list:
     """One report entry as a results-table row (``TABLE_HEADERS``): numbers stay numbers."""
     scored = entry["p_fake"] is not None
     notes = [entry["error"] or entry.get("warning") or ""]
+    provenance = entry.get("provenance") or {}
+    disagreement = disagreement_note(entry["verdict"], provenance)
+    if disagreement:
+        notes.append(disagreement)
     if entry.get("robustness"):
         flipped = [k for k, v in entry["robustness"].items() if v["flips"]]
         notes.append("verdict flips: " + ", ".join(flipped) if flipped else "stable")
-    return [entry.get("file", entry["source"]), (entry["verdict"] or "error").upper(),
+    return [entry.get("file", entry["source"]), VERDICT_WORDS[entry["verdict"] or "error"],
             entry["p_fake"], entry["unet_calls"], entry["timings_ms"].get("total", 0.0) if scored else None,
-            "; ".join(n for n in notes if n)]
+            "; ".join(n for n in notes if n), provenance.get("summary", "")]
+
+
+def disagreement_note(verdict: str | None, provenance: dict) -> str | None:
+    """A plain sentence where what the file declares and what the pixels show disagree, else None."""
+    if provenance.get("declares_ai") and verdict in ("real", "unsure"):
+        return ("the file declares AI generation, but the pixels show " +
+                ("no sign of it" if verdict == "real" else "no clear sign of it") + " at this threshold")
+    c2pa = provenance.get("c2pa") or {}
+    if verdict == "fake" and c2pa.get("digital_source_type") == "digitalCapture" and "valid" in str(c2pa.get("validation")):
+        return "a signed C2PA manifest declares a camera capture, but the pixels look generated to this model"
+    return None
 
 
 def format_table(entries: Sequence[dict]) -> str:
     """Report entries as an aligned plain-text table (the CLI's)."""
     cells = [[str(row[0]), row[1], "-" if row[2] is None else f"{row[2]:.4f}", str(row[3]),
-              "-" if row[4] is None else f"{row[4]:.0f}", row[5]] for row in map(table_row, entries)]
+              "-" if row[4] is None else f"{row[4]:.0f}", row[5], row[6]] for row in map(table_row, entries)]
     widths = [max(len(h), *(len(row[i]) for row in cells)) if cells else len(h) for i, h in enumerate(TABLE_HEADERS)]
 
     def line(row: Sequence[str]) -> str:

@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from .provenance import Provenance
 from .tiling import TileGrid
 from .verdict import VerdictPolicy
 
@@ -37,6 +38,8 @@ class DetectionResult:
     preview: np.ndarray | None = None  # the whole image, longest side ≤ PREVIEW_SIZE, uint8
     low_confidence: bool = False
     warning: str | None = None  # why the score deserves less trust (e.g. the image is smaller than a tile)
+    size: tuple[int, int] | None = None  # (width, height) of the decoded image, orientation applied
+    provenance: Provenance | None = None  # what the file declares about its origin (never used for p_fake)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timings_ms", MappingProxyType(dict(self.timings_ms)))
@@ -86,6 +89,8 @@ class DetectionResult:
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "low_confidence": self.low_confidence,
             "warning": self.warning,
+            "image_size": None if self.size is None else list(self.size),
+            "provenance": None if self.provenance is None else self.provenance.to_dict(),
             "tiles": None if self.grid is None else {
                 "rows": self.grid.rows, "cols": self.grid.cols, "size": self.grid.tile,
                 "boxes": [list(b) for b in self.grid.boxes],

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .batching import BatchingDetector
+from .card import verdict_caveat
 from .config import ModelConfig
 from .costs import CostModel, measure_costs
 from .pipeline import Detector
@@ -42,12 +44,14 @@ from .registry import (
     model_config,
     resolve_weights,
 )
-from .report import TABLE_HEADERS, build_report, robustness, table_row
+from .report import TABLE_HEADERS, VERDICT_WORDS, build_report, disagreement_note, robustness, table_row
 from .result import DetectionResult
 from .verdict import VerdictPolicy
 from .visualize import ScorePlot, evidence_sheet, tile_heatmap
 
-__all__ = ["TABLE_HEADERS", "Analysis", "Limits", "ModelThread", "RequestError", "Server", "default_model"]
+__all__ = [
+    "TABLE_HEADERS", "Analysis", "Limits", "ModelThread", "RequestCancelled", "RequestError", "Server", "default_model",
+]
 
 #: progress(fraction in [0, 1], text)
 Progress = Callable[[float, str], None]
@@ -58,8 +62,15 @@ def _quiet(fraction: float, text: str = "") -> None:
 
 
 class RequestError(Exception):
-    """A problem with a whole request (no files, too many, a model that cannot load, DIRE too slow here);
-    the message is meant for the person who sent it."""
+    """A problem with a whole request (no files, a model that cannot load, DIRE too slow here); the
+    message is meant for the person who sent it."""
+
+
+class RequestCancelled(RequestError):
+    """The person cancelled the request; the server stopped its work at the next image or UNet call."""
+
+    def __init__(self) -> None:
+        super().__init__("Cancelled: the server stopped this request's work.")
 
 
 class ModelThread:
@@ -124,6 +135,7 @@ class Analysis:
     pictures: list[tuple[str, str]]
     plot_path: str
     notices: list[str] = field(default_factory=list)
+    caveat: str = ""  # what a low score is worth at this threshold, from the model card's numbers
 
     @property
     def table(self) -> list[list]:
@@ -155,6 +167,8 @@ class Server:
         self._loading = threading.Lock()
         self._loaded: dict[str, Loaded] = {}
         self._plots = lru_cache(maxsize=16)(self._plot)
+        self._running: dict[str, threading.Event] = {}  # session → the cancel flag of its current request
+        self.events: deque[tuple[float, str, str, str]] = deque(maxlen=2000)  # (time, request, lane, start|done)
 
     # ------------------------------------------------------------------ models
     def load(self, name: str, progress: Progress = _quiet) -> Loaded:
@@ -198,81 +212,130 @@ class Server:
         return self.model_thread.run(measure_costs, detector)
 
     # ------------------------------------------------------------------ one request
+    def cancel(self, session: str) -> bool:
+        """Ask ``session``'s running request to stop (at its next image or UNet call); whether one was running."""
+        flag = self._running.get(session)
+        if flag is not None:
+            flag.set()
+        return flag is not None
+
     def analyze(self, paths: list[str], model: str, threshold: float | None = None, with_dire: bool = False,
-                with_robustness: bool = False, progress: Progress = _quiet) -> Analysis:
+                with_robustness: bool = False, progress: Progress = _quiet, session: str | None = None) -> Analysis:
         """Score ``paths`` (uploaded files; reports name them by file name, never by server path) with
         ``model`` at ``threshold`` (default: its card's), optionally with the teacher's DIRE map and
-        robustness re-checks. Bad files get error rows; whole-request problems raise ``RequestError``."""
+        robustness re-checks. Bad files get error rows, files beyond ``limits.max_files`` a "not scored"
+        row; whole-request problems raise ``RequestError``. ``cancel(session)`` stops the request's work
+        (``RequestCancelled``)."""
         if not paths:
             raise RequestError("Add at least one image: drop files, browse, or paste one.")
-        if len(paths) > self.limits.max_files:
-            raise RequestError(f"At most {self.limits.max_files} images per request ({len(paths)} given).")
-        if with_dire or with_robustness or len(paths) > self.limits.light_max_files:
-            with self._heavy(progress):
-                return self._analyze(paths, model, threshold, with_dire, with_robustness, progress)
-        return self._analyze(paths, model, threshold, False, False, progress)
+        flag = threading.Event()
+        key = session or uuid.uuid4().hex
+        self._running[key] = flag  # a newer request of the session replaces it; the older keeps its own flag
+        heavy = with_dire or with_robustness or len(paths) > self.limits.light_max_files
+        lane = "heavy" if heavy else "light"
+        request = uuid.uuid4().hex[:8]
+        try:
+            if heavy:
+                with self._heavy(progress, flag):
+                    self.events.append((time.perf_counter(), request, lane, "start"))
+                    analysis = self._analyze(paths, model, threshold, with_dire, with_robustness, progress, flag)
+            else:
+                self.events.append((time.perf_counter(), request, lane, "start"))
+                analysis = self._analyze(paths, model, threshold, False, False, progress, flag)
+            self.events.append((time.perf_counter(), request, lane, "done"))
+            return analysis
+        finally:
+            if self._running.get(key) is flag:
+                del self._running[key]
 
     @contextmanager
-    def _heavy(self, progress: Progress):
-        """One heavy request at a time, saying so while waiting."""
+    def _heavy(self, progress: Progress, cancelled: threading.Event):
+        """One heavy request at a time, saying so while waiting (and giving up when cancelled)."""
         if not self.heavy_lane.acquire(blocking=False):
             progress(0.0, "waiting for the request ahead of this one (DIRE / robustness / many files)")
-            self.heavy_lane.acquire()
+            while not self.heavy_lane.acquire(timeout=0.2):
+                if cancelled.is_set():
+                    raise RequestCancelled()
         try:
             yield
         finally:
             self.heavy_lane.release()
 
     def _analyze(self, paths: list[str], model: str, threshold: float | None, with_dire: bool,
-                 with_robustness: bool, progress: Progress) -> Analysis:
+                 with_robustness: bool, progress: Progress, cancelled: threading.Event) -> Analysis:
         loaded = self.load(model, progress)
         detector = loaded.detector
         policy = detector.policy.with_threshold(threshold)  # one threshold decides every verdict below
         notices = []
+        extra, paths = paths[self.limits.max_files :], paths[: self.limits.max_files]
+        if extra:
+            notices.append(f"At most {self.limits.max_files} images per request: the first {self.limits.max_files} "
+                           f"were scored; {len(extra)} more were not (send them in another request).")
         dire = with_dire and detector.uses_eps
         if with_dire and not dire:
             notices.append("This model reads no diffusion UNet, so it has no DIRE map; showing its input only.")
         if dire:
-            results = self._score_with_dire(loaded, paths, policy, progress)
+            results = self._score_with_dire(loaded, paths, policy, progress, cancelled, notices)
         else:
-            results = self._score(loaded, paths, policy, progress)
+            results = self._score(loaded, paths, policy, progress, cancelled)
         results = [r.renamed(Path(p).name) for p, r in zip(paths, results)]  # never echo temporary paths
         robust = None
         if with_robustness:
             robust = []
             for i, (path, result) in enumerate(zip(paths, results)):  # image by image: others run in between
+                self._check(cancelled)
                 progress(0.85 + 0.1 * i / len(paths), f"robustness re-checks: image {i + 1} of {len(paths)}")
                 robust.append(self.model_thread.run(robustness, detector, [path], [result], policy)[0])
-        report = build_report(detector, paths, results, robust, policy)
+        results += [DetectionResult.failed(Path(p).name, f"not scored: at most {self.limits.max_files} images per "
+                                                         "request") for p in extra]
+        report = build_report(detector, paths + extra, results, robust, policy)
         pictures = self._pictures(results, policy.threshold)
         plot = self._plots(model, policy).render([(r.source, r.p_fake) for r in results])
         progress(1.0, "done")
+        caveat = verdict_caveat(loaded.spec.card, loaded.spec.variant, policy.threshold)
+        for entry in report["files"]:  # where the file's claim and the pixels disagree, say so plainly
+            note = disagreement_note(entry["verdict"], entry.get("provenance") or {})
+            if note:
+                notices.append(f"{entry['file']}: {note}.")
         return Analysis(results, report, self._write_report(report), pictures,
-                        self._write_picture(plot, photo=False, stem="scores"), notices)
+                        self._write_picture(plot, photo=False, stem="scores"), notices, caveat)
 
-    def _score(self, loaded: Loaded, paths: list[str], policy: VerdictPolicy, progress: Progress) -> list[DetectionResult]:
+    @staticmethod
+    def _check(cancelled: threading.Event) -> None:
+        if cancelled.is_set():
+            raise RequestCancelled()
+
+    def _score(self, loaded: Loaded, paths: list[str], policy: VerdictPolicy, progress: Progress,
+               cancelled: threading.Event) -> list[DetectionResult]:
         """Light requests share model calls with other users' (the batcher); larger ones go in pieces so
         other requests run in between."""
         estimate = self.model_thread.run(loaded.costs.estimate_seconds, len(paths))  # may time one UNet call
         progress(0.1, "scoring" + (f", about {duration(estimate)}" if estimate >= 2 else ""))
-        start = time.perf_counter()
         step = self.limits.light_max_files
         if len(paths) <= step:
             results = loaded.batcher.detect(paths, policy, self.limits.max_file_bytes)
         else:
             results = []
             for offset in range(0, len(paths), step):
+                self._check(cancelled)
                 results += self.model_thread.run(loaded.detector.detect, paths[offset : offset + step], policy=policy,
                                                  max_file_bytes=self.limits.max_file_bytes)
                 progress(0.1 + 0.75 * min(1.0, (offset + step) / len(paths)), f"scored {min(len(paths), offset + step)} "
                          f"of {len(paths)} images")
-        loaded.costs.observe(time.perf_counter() - start, sum(r.unet_calls for r in results))
+        self._observe(loaded, results)
         return results
 
-    def _score_with_dire(self, loaded: Loaded, paths: list[str], policy: VerdictPolicy,
-                         progress: Progress) -> list[DetectionResult]:
+    @staticmethod
+    def _observe(loaded: Loaded, results: list[DetectionResult]) -> None:
+        """Feed the cost model what the UNet itself took (never the time spent waiting for other users)."""
+        seconds = sum(r.timings_ms.get("unet_eps", 0.0) + r.timings_ms.get("dire", 0.0) for r in results) / 1e3
+        loaded.costs.observe(seconds, sum(r.unet_calls for r in results))
+
+    def _score_with_dire(self, loaded: Loaded, paths: list[str], policy: VerdictPolicy, progress: Progress,
+                         cancelled: threading.Event, notices: list[str]) -> list[DetectionResult]:
         """One image at a time, the progress bar moving with every UNet call and the time left re-estimated
-        from the calls done so far; refused up front on a CPU when the estimate is over the limit."""
+        from the calls done so far. On a CPU the limit holds for what actually runs: refused up front when
+        the estimate is over it, and images whose DIRE would end past it are scored without DIRE."""
         detector, costs = loaded.detector, loaded.costs
         per_image = costs.unet_calls(1, with_dire=True)
         estimate = self.model_thread.run(costs.estimate_seconds, len(paths), True)
@@ -288,7 +351,17 @@ class Server:
         total, done, started = per_image * len(paths), {"calls": 0, "shown": 0.0}, time.perf_counter()
         results = []
         for i, path in enumerate(paths):
+            self._check(cancelled)
+            elapsed = time.perf_counter() - started
+            if i and detector.device.type == "cpu" and elapsed + elapsed / i > limit:  # the next one would end late
+                notices.append(f"DIRE stopped after {i} of {len(paths)} images at this server's {duration(limit)} "
+                               f"limit; the other images were scored without it.")
+                rest = self._score(loaded, paths[i:], policy, progress, cancelled)
+                return results + rest
+
             def tick(n: int, i: int = i) -> None:
+                if cancelled.is_set():  # between UNet calls: the next request starts within one call
+                    raise RequestCancelled()
                 done["calls"] += n  # one call per input it scored
                 now = time.perf_counter()
                 if now - done["shown"] < self.limits.progress_every_s and done["calls"] < total:
@@ -303,7 +376,7 @@ class Server:
                      f"DIRE for image {i + 1} of {len(paths)}: about {duration(estimate * (len(paths) - i) / len(paths))} left")
             results += self.model_thread.run(detector.detect, [path], with_dire=True, policy=policy,
                                              max_file_bytes=self.limits.max_file_bytes, on_unet_calls=tick)
-        costs.observe(time.perf_counter() - started, done["calls"])
+        self._observe(loaded, results)
         return results
 
     # ------------------------------------------------------------------ pictures and files
@@ -318,9 +391,11 @@ class Server:
         for result in results:
             if not result.ok:
                 continue
-            label = f"{result.source}: {result.verdict.upper()} (p_fake = {result.p_fake:.3f})"
+            label = f"{result.source}: {VERDICT_WORDS[result.verdict].lower()} (p_fake = {result.p_fake:.3f})"
+            if result.provenance is not None:  # the file's own claim, said to be one
+                label += f"; provenance (declared by the file): {result.provenance.summary}"
             stem = Path(result.source).stem
-            if result.grid is not None:  # where in the image the model sees generation traces
+            if result.grid is not None:  # the score of each tile the model read
                 pictures.append((self._write_picture(tile_heatmap(result, threshold=threshold), True, f"{stem}-tiles"),
                                  f"{label} — p(fake) per tile"))
             pictures.append((self._write_picture(evidence_sheet(result), False, f"{stem}-evidence"),

@@ -96,17 +96,26 @@ def _cell_edges(starts: list[int], tile: int, extent: int) -> list[int]:
     return [0] + [round((a + b) / 2) for a, b in pairwise(centres)] + [extent]
 
 
+#: A heat map is drawn at least this wide (small images are enlarged, pixels kept square) so tiles and
+#: the legend stay readable.
+HEATMAP_MIN_WIDTH = 320
+
+
 def tile_heatmap(result, alpha: float = 0.55, legend: bool = True, threshold: float | None = None) -> np.ndarray:
     """The whole image (``result.preview``) under the tile scores: each grid cell tinted by its tile's
-    p(fake) on a fixed 0…1 colour scale (blue = photo-like, red = generation traces), the pixels the
-    model actually read drawn stronger and outlined, the tile shown as evidence outlined in black, and
-    a legend strip below (the threshold marked). uint8 H×W×3; needs a tiled model's result."""
+    p(fake) on a fixed 0…1 colour scale (blue = low, red = high; one tile alone is a weak signal), the
+    pixels the model actually read drawn stronger and outlined, the tile shown as evidence outlined in
+    black, and a legend strip below (the threshold marked). A small image is enlarged (nearest
+    neighbour) to at least ``HEATMAP_MIN_WIDTH`` px wide. uint8 H×W×3; needs a tiled model's result."""
     from PIL import Image, ImageDraw
 
     if result.grid is None or result.tile_p_fake is None or result.preview is None:
         raise ValueError("tile heat maps need a result from a tiled model (its card's preprocessing mode is 'tiles')")
     grid = result.grid
     base = Image.fromarray(result.preview).convert("RGBA")
+    if base.width < HEATMAP_MIN_WIDTH:
+        factor = max(1, min(-(-HEATMAP_MIN_WIDTH // base.width), 1600 // max(base.size)))
+        base = base.resize((base.width * factor, base.height * factor), Image.NEAREST)
     scale = base.width / grid.width
     lefts = sorted({box[0] for box in grid.boxes})
     tops = sorted({box[1] for box in grid.boxes})
@@ -139,8 +148,9 @@ def tile_heatmap(result, alpha: float = 0.55, legend: bool = True, threshold: fl
     if threshold is not None:
         tx = x0 + threshold * (x1 - x0)
         draw.line((tx, y0 - 2, tx, y0 + bar_h + 2), fill=(0, 0, 0), width=2)
-    draw.text((x0, y0 + bar_h + 2), "p(fake) 0: photo-like", fill=(40, 40, 40), font=font)
-    draw.text((x1, y0 + bar_h + 2), "1: generated", fill=(40, 40, 40), font=font, anchor="ra")
+    wide = image.width >= 260
+    draw.text((x0, y0 + bar_h + 2), "tile p(fake) 0" if wide else "0", fill=(40, 40, 40), font=font)
+    draw.text((x1, y0 + bar_h + 2), "1", fill=(40, 40, 40), font=font, anchor="ra")
     return np.asarray(canvas)
 
 

@@ -59,3 +59,17 @@ def test_usage_errors_exit_2(tmp_path):
 def test_missing_weights_is_reported(tmp_path, capsys, image_files):
     assert main(["scan", str(image_files["good_png"]), "--weights", str(tmp_path)]) == 1
     assert "card.json" in capsys.readouterr().err
+
+
+def test_scan_json_and_table_carry_provenance(tiny_weights, tmp_path, capsys):
+    from conftest import make_photo
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a prompt\nSteps: 20, Sampler: Euler a, Seed: 5, Model: sd15")
+    make_photo().save(tmp_path / "a1111.png", pnginfo=info)
+    out = tmp_path / "r.json"
+    assert main(["scan", str(tmp_path / "a1111.png"), "--weights", str(tiny_weights), "--json", str(out), "--quiet"]) == 0
+    assert "declares AI generation (unsigned metadata: AUTOMATIC1111-style parameters" in capsys.readouterr().out
+    provenance = json.loads(out.read_text())["results"][0]["provenance"]
+    assert provenance["declares_ai"] and provenance["generator"]["model"] == "sd15" and "prompt" not in str(provenance)

@@ -91,7 +91,7 @@ def test_file_size_limit_refuses_one_file_unread(tmp_path):
     [
         (b"", "empty"),
         (b"hello, this is text", "not an image"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "not an image"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "SVG is a vector drawing"),
         (b"%PDF-1.4\n%%EOF", "not an image"),
         (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not an image"),  # no Ghostscript
     ],

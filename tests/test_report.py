@@ -82,10 +82,11 @@ def test_table_rows_are_shared_by_cli_and_app(detector, image_files):
     paths = [image_files["good_png"], image_files["text"]]
     report = build_report(detector, paths, detector.detect(paths))
     good, bad = (table_row(entry) for entry in report["files"])
-    assert good[1] in ("FAKE", "REAL", "UNSURE") and good[2] == report["files"][0]["p_fake"] and good[3] == 1
+    assert good[1] in ("FAKE", "NO SIGN FOUND", "UNSURE") and good[2] == report["files"][0]["p_fake"] and good[3] == 1
     assert bad[1] == "ERROR" and bad[2] is None and bad[4] is None and "not an image" in bad[5]
     text = format_table(report["files"]).splitlines()
-    assert text[0].split() == ["file", "verdict", "p_fake", "UNet", "calls", "ms", "notes"]
+    assert text[0].split() == ["file", "verdict", "p_fake", "UNet", "calls", "ms", "notes", "provenance", "(declared",
+                               "by", "the", "file)"]
     assert text[3].split()[1:3] == ["ERROR", "-"]
 
 

@@ -169,14 +169,23 @@ def test_heatmap_draws_the_grid_over_the_image(tiled_weights):
     scores.flat[0] = 1.0  # the first tile "generated", the others "photo-like"
     result = replace(result, tile_p_fake=scores)
     heat = tile_heatmap(result, legend=False, alpha=1.0)
-    assert heat.shape == result.preview.shape and heat.dtype == np.uint8
-    left, top, right, bottom = result.grid.boxes[0]
+    factor = heat.shape[1] // result.preview.shape[1]  # a small image is enlarged (pixels kept square)
+    assert factor == 3 and heat.shape == (90 * factor, 150 * factor, 3) and heat.dtype == np.uint8
+    left, top, right, bottom = (v * factor for v in result.grid.boxes[0])
     red_tile = heat[top + 4 : bottom - 4, left + 4 : left + 12].reshape(-1, 3).mean(0)
-    left, top, right, bottom = result.grid.boxes[-1]
+    left, top, right, bottom = (v * factor for v in result.grid.boxes[-1])
     blue_tile = heat[top + 4 : bottom - 4, right - 12 : right - 4].reshape(-1, 3).mean(0)
     assert red_tile[0] > red_tile[2] + 60 and blue_tile[2] > blue_tile[0] + 60
     with_legend = tile_heatmap(result, threshold=0.4)
     assert with_legend.shape[0] > heat.shape[0] and with_legend.shape[1] == heat.shape[1]
+
+
+def test_heatmap_of_a_tiny_image_is_readable(tiled_weights):
+    from detector.visualize import HEATMAP_MIN_WIDTH
+
+    result = Detector.from_pretrained(str(tiled_weights)).detect_one(encode(make_photo(8, 8)))
+    heat = tile_heatmap(result, threshold=0.5)
+    assert heat.shape[1] >= HEATMAP_MIN_WIDTH and heat.shape[0] > heat.shape[1]  # square image + legend below
 
 
 def test_heatmap_needs_a_tiled_result(tiny_weights):
