@@ -113,3 +113,29 @@ def test_a_declaration_the_pixels_do_not_support_is_said_plainly(server, tiny_we
     assert any(n.startswith("signed.jpg: the file declares AI generation") for n in analysis.notices)
     assert analysis.report["files"][0]["provenance"]["c2pa"]["validation"] == "valid, untrusted signer"
     assert "declared by the file): declares AI" in analysis.pictures[0][1]  # the caption says whose claim it is
+
+
+def test_threads_follow_the_load_of_other_processes():
+    from detector.serving import LoadAwareThreads
+
+    clock = {"t": 0.0, "busy": 0.0, "own": 0.0}
+    policy = LoadAwareThreads(cores=2, every_s=0.5, sample=lambda: (clock["t"], clock["busy"], clock["own"]))
+    clock.update(t=1.0, busy=1.9, own=1.9)  # a second in which only this process worked (2 cores' worth)
+    assert policy.decide() == 2
+    clock.update(t=2.0, busy=3.9, own=2.9)  # another process kept one core busy
+    assert policy.decide() == 1
+    clock.update(t=2.2, busy=4.3, own=2.9)  # too soon to decide again: the last decision holds
+    assert policy.decide() == 1
+    clock.update(t=3.0, busy=4.3, own=2.9)  # the other process went away
+    assert policy.decide() == 2
+
+
+def test_model_jobs_run_with_the_decided_thread_count(server, tiny_weights, files):
+    import torch
+
+    from detector.serving import ModelThread
+
+    fixed = ModelThread(threads=1)
+    assert fixed.run(torch.get_num_threads) == 1 and list(fixed.used) == [1]
+    server.analyze(files[:1], str(tiny_weights))
+    assert server.model_thread.used and all(1 <= n <= (__import__("os").cpu_count() or 1) for n in server.model_thread.used)
