@@ -306,3 +306,11 @@ def test_the_diffusion_stage_trains_from_scratch_and_resumes(tmp_path):
     messages.clear()
     train_diffusion(cfg, log=messages.append)
     assert messages == ["diffusion already trained (3 steps, 0.0 min)"]
+
+
+def test_cheaper_tile_budgets_pick_spread_subsets_of_the_grid():
+    from train.levers import tile_subset
+
+    assert tile_subset(4, 4, "checkerboard") == [0, 2, 5, 7, 8, 10, 13, 15]
+    assert tile_subset(4, 4, 12) == [0, 1, 3, 4, 5, 7, 8, 10, 11, 12, 14, 15]
+    assert tile_subset(2, 3, 12) == list(range(6)) and tile_subset(1, 1, "checkerboard") == [0]
