@@ -252,7 +252,12 @@ def test_tiles_lever_rescores_large_images_with_more_tiles(recipe, monkeypatch):
     assert 0.0 <= lever["auc_lever"] <= 1.0
     assert lever["kept"] == (lever["gain"] > 0 and lever["gain_per_fold_mean"] > lever["gain_per_fold_std"])
     report = levers.lever_report(cfg, records, metrics["models"]["student"])
-    assert set(report["measured"]) == {"tiles-32", "student+image-only"}  # the tiny recipe has image-only folds
+    assert set(report["measured"]) == {"tiles-32", "student+image-only", "tiles-12", "tiles-8", "early-stop"}
+    for key in ("tiles-12", "tiles-8", "early-stop"):  # cheaper budgets: never more UNet calls than the grid
+        budget = report["measured"][key]
+        assert budget["calls_per_image"]["lever"] <= budget["calls_per_image"]["base"]
+        assert budget["within_tolerance"] == (abs(budget["auc_lever"] - budget["auc_base"]) <= 0.005
+                                              and abs(budget["tpr_lever"] - budget["tpr_base"]) <= 0.01)
     table = levers.lever_table(report)
     assert "tiles-32" in table and "student+image-only" in table and "not measured" in table
 

@@ -175,14 +175,15 @@ def tile_budget_levers(cfg: RecipeConfig, records: list[Record], student: dict) 
 
     base, base_calls = scores(lambda r: (p_of(logits[r]), len(logits[r])))
     rows = []
-    for name, pick in (("tiles-12 (spread over the grid)", subset(12)), ("tiles-8 (checkerboard)", subset("checkerboard")),
-                       ("early stop (checkerboard; the rest only inside the unsure band)", early)):
+    for key, name, pick in (("tiles-12", "tiles-12 (spread over the grid)", subset(12)),
+                            ("tiles-8", "tiles-8 (checkerboard)", subset("checkerboard")),
+                            ("early-stop", "early stop (checkerboard; the rest only inside the unsure band)", early)):
         p, calls = scores(pick)
         row = compare(name, y, folds, base, p, f"{calls:.1f} UNet calls per image on average (16 tiles: {base_calls:.1f})")
         for label, s in (("base", base), ("lever", p)):
             row[f"tpr_{label}"] = float((s[y == 1] >= threshold).mean())
             row[f"fpr_{label}"] = float((s[y == 0] >= threshold).mean())
-        row["calls_per_image"] = {"base": base_calls, "lever": calls}
+        row["key"], row["calls_per_image"] = key, {"base": base_calls, "lever": calls}
         row["within_tolerance"] = bool(abs(row["auc_lever"] - row["auc_base"]) <= 0.005
                                        and abs(row["tpr_lever"] - row["tpr_base"]) <= 0.01)
         rows.append(row)
@@ -192,7 +193,7 @@ def tile_budget_levers(cfg: RecipeConfig, records: list[Record], student: dict) 
 def lever_report(cfg: RecipeConfig, records: list[Record], student: dict) -> dict:
     measured = {"tiles-32": tiles_lever(cfg, records, student), "student+image-only": ensemble_lever(cfg, records, student)}
     for row in tile_budget_levers(cfg, records, student):
-        measured[row["lever"].split(" ")[0]] = row
+        measured[row["key"]] = row
     return {"spread_rule": SPREAD_RULE, "measured": {k: v for k, v in measured.items() if v}, "not_run": NOT_RUN}
 
 
