@@ -95,7 +95,8 @@ def cost_panel(model: str) -> str:
         costs = SERVER.costs(model)
     except RequestError as exc:
         return str(exc)
-    lines = [f"Measured on this server ({costs['device']}, {costs['image_size']} px, batch 1):", "",
+    runs = ", ".join(f"{part.replace('_', ' ')}: {runtime}" for part, runtime in costs["runtime"].items() if runtime)
+    lines = [f"Measured on this server ({costs['device']}; {runs}; {costs['image_size']} px, batch 1):", "",
              "| pipeline | UNet calls | ms / image |", "| --- | ---: | ---: |"]
     for name, entry in costs["pipelines"].items():
         lines.append(f"| {name} | {entry['unet_calls']} | {'—' if entry['ms'] is None else entry['ms']} |")

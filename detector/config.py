@@ -67,6 +67,9 @@ class ModelConfig:
     calibration: Calibration | None = field(default_factory=Calibration)
     policy: VerdictPolicy | None = field(default_factory=VerdictPolicy)
     eps_network: str = "none"  # the ε network, in words
+    # the diffusion UNet of the teacher's DIRE map, in words, when it is not the ε network (a distilled ε network
+    # gives ε at t = 0 only and cannot invert or reconstruct); None: DIRE runs on the ε network
+    dire_network: str | None = None
     schedule: Schedule = field(default_factory=Schedule)  # the ε network's own (its folder's scheduler_config.json)
     ddim_steps: int = 20  # DDIM steps of the teacher's DIRE map: inversion + reconstruction = 2 × steps calls
 
@@ -141,6 +144,7 @@ class ModelConfig:
                                  float(entry.get("unsure_margin", DEFAULT_UNSURE_MARGIN)), entry.get("unsure_above")),
             eps_network=entry.get("eps_network", "none" if entry.get("inputs") == "image" else "diffusion UNet"),
             ddim_steps=int(entry.get("ddim_steps", 20)),
+            dire_network=entry.get("dire_network"),
         )
 
     def to_card(self) -> dict:
@@ -161,6 +165,8 @@ class ModelConfig:
         }
         if policy.unsure_above is not None:
             entry["unsure_above"] = policy.unsure_above
+        if self.dire_network is not None:
+            entry["dire_network"] = self.dire_network
         return entry
 
     def to_dict(self) -> dict:
@@ -178,7 +184,8 @@ class ModelConfig:
                  "image": "the image alone", "eps": "the ε a diffusion UNet predicts at t = 0"}[self.inputs]
         lines = [f"Reads {reads}; {geometry}.",
                  f"ε network: {self.eps_network}; {self.unet_calls_per_image} UNet call(s) per image for a verdict"
-                 + (f", {self.dire_unet_calls} more for the teacher's DIRE map (DDIM-{self.ddim_steps})." if self.uses_eps
+                 + (f", {self.dire_unet_calls} more for the teacher's DIRE map (DDIM-{self.ddim_steps}"
+                    + (f", on {self.dire_network}" if self.dire_network else "") + ")." if self.uses_eps
                     else "; no DIRE map.")]
         if policy is not None:
             low, high = policy.band

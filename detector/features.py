@@ -12,13 +12,15 @@ from diffusers import UNet2DModel
 
 from .ddim import DDIM, Schedule, dire_to_uint8
 from .preprocess import to_uint8
+from .runtime import onnx_unet, runtime_for
 
 
 class EpsExtractor:
     """ε at t = 0 from a diffusion UNet (float32 by default; ``precision="bf16"`` runs it under autocast)."""
 
     def __init__(self, unet: UNet2DModel, schedule: Schedule | None = None, ddim_steps: int = 20,
-                 device: str | torch.device | None = None, max_batch: int | None = None, precision: str = "fp32"):
+                 device: str | torch.device | None = None, max_batch: int | None = None, precision: str = "fp32",
+                 runtime: str = "torch"):
         if precision not in ("fp32", "bf16"):
             raise ValueError("the UNet runs in fp32 (default) or under bf16 autocast ('bf16')")
         self.precision = precision
@@ -30,9 +32,18 @@ class EpsExtractor:
         # channels_last: the same fp32 arithmetic, ~1.6× faster for the small UNet on CPU
         self.unet = unet.to(self.device, memory_format=torch.channels_last).eval()
         self.ddim = DDIM(schedule or Schedule(), ddim_steps)
+        # ONNX Runtime (detector.runtime): fp32 on CPU, and not for networks kept on PyTorch
+        self.onnx = (onnx_unet(self.unet, unet.config.sample_size)
+                     if runtime_for(runtime, self.device) == "onnxruntime" and precision == "fp32" else None)
+
+    @property
+    def runtime(self) -> str:
+        return "onnxruntime" if self.onnx is not None else "torch"
 
     def eps_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The UNet's ε prediction (first 3 output channels; learned-variance channels dropped), float32."""
+        if self.onnx is not None:
+            return self.onnx(x, t)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = self.unet(x.contiguous(memory_format=torch.channels_last), t).sample[:, :3]
         return out.float().contiguous()

@@ -29,12 +29,13 @@ from .models.unet import load_unet
 from .preprocess import ImageInput
 from .registry import WeightsSpec, read_schedule, resolve_weights
 from .result import DetectionResult
+from .runtime import onnx_student, runtime_for
 from .tiling import aggregate
 from .verdict import VerdictPolicy
 
 _PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: Keyword options of the loaders that choose how to run, not what the model is.
-RUNTIME_OPTIONS = ("device", "precision", "unet_precision", "channels_last", "batch_size")
+RUNTIME_OPTIONS = ("device", "precision", "unet_precision", "channels_last", "batch_size", "runtime")
 
 
 class Detector:
@@ -47,7 +48,8 @@ class Detector:
 
     def __init__(self, student: DistilDIREStudent, unet: UNet2DModel | None, config: ModelConfig, *,
                  device: str | torch.device | None = None, precision: str = "fp32", unet_precision: str = "fp32",
-                 channels_last: bool = False, batch_size: int = 8, weight_files: Sequence[Path | None] = ()):
+                 channels_last: bool = False, batch_size: int = 8, weight_files: Sequence[Path | None] = (),
+                 dire_unet: UNet2DModel | None = None, runtime: str = "auto"):
         if student.arch.in_channels != config.in_channels:
             raise ValueError(f"{config.name}: the student reads {student.arch.in_channels} channels, the config says "
                              f"{config.inputs!r} ({config.in_channels})")
@@ -65,8 +67,16 @@ class Detector:
         self.student_dtype = _PRECISIONS[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.student = student.to(self.device, self.student_dtype, memory_format=self.memory_format).eval()
-        self.extractor = (EpsExtractor(unet, config.schedule, config.ddim_steps, self.device, precision=unet_precision)
-                          if config.uses_eps else None)
+        # ONNX Runtime where it is installed and faster (detector.runtime); the torch modules stay the reference
+        self.runtime = runtime_for(runtime, self.device)
+        self.student_onnx = (onnx_student(self.student, config.in_channels, config.image_size)
+                             if self.runtime == "onnxruntime" and precision == "fp32" else None)
+        self.extractor = (EpsExtractor(unet, config.schedule, config.ddim_steps, self.device, precision=unet_precision,
+                                       runtime=self.runtime) if config.uses_eps else None)
+        # the teacher's DIRE map needs a diffusion model; a distilled ε network hands it to ``dire_unet`` (run by
+        # PyTorch: ONNX Runtime gained nothing on the diffusion UNet)
+        self.dire_extractor = (EpsExtractor(dire_unet, config.schedule, config.ddim_steps, self.device,
+                                            precision=unet_precision) if dire_unet is not None else self.extractor)
         self.batch_size = batch_size
         self._weight_files = list(weight_files)
         self._weights_digest: str | None = None
@@ -81,15 +91,16 @@ class Detector:
 
     @classmethod
     def from_spec(cls, spec: WeightsSpec, **options) -> Detector:
-        return cls.from_files(spec.student, spec.unet, config=spec.config, **options)
+        return cls.from_files(spec.student, spec.unet, config=spec.config, dire_unet=spec.dire_unet, **options)
 
     @classmethod
     def from_files(cls, student: str | Path, unet: str | Path | None = None, adm_config: ADMConfig | None = None,
-                   config: ModelConfig | None = None, **options) -> Detector:
+                   config: ModelConfig | None = None, dire_unet: str | Path | None = None, **options) -> Detector:
         """``student``: safetensors or official ``.pth`` (depth and input channels read from its keys).
         ``unet``: a diffusers UNet2DModel folder or a guided-diffusion ``.pt`` (converted on load;
         ``adm_config`` for non-default ADM structures). Without ``config``: the official protocol (resize +
-        centre crop at the UNet's size, threshold 0.5); ``options`` as in ``from_pretrained``."""
+        centre crop at the UNet's size, threshold 0.5); ``dire_unet``: the diffusion UNet of the DIRE map when
+        ``unet`` is a distilled ε network; ``options`` as in ``from_pretrained``."""
         runtime = {k: options.pop(k) for k in RUNTIME_OPTIONS if k in options}
         student_model = load_student(student)
         unet_model = load_unet(unet, adm_config) if unet is not None else None
@@ -104,8 +115,9 @@ class Detector:
         if "tiling" in options and options["tiling"] is not None:
             options.setdefault("image_size", options["tiling"].tile)
         config = config.with_overrides(**options)
-        return cls(student_model, unet_model, config, weight_files=[Path(student), Path(unet) if unet else None],
-                   **runtime)
+        files = [Path(student), Path(unet) if unet else None, Path(dire_unet) if dire_unet else None]
+        return cls(student_model, unet_model, config, weight_files=files,
+                   dire_unet=load_unet(dire_unet) if dire_unet is not None else None, **runtime)
 
     # ----------------------------------------------------------------------------------- the model
     @property
@@ -135,9 +147,21 @@ class Detector:
 
     def raw_logits(self, x: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
         """The student's uncalibrated logit per input (B,)."""
-        inputs = classifier_input(self.config.inputs, x, eps)
+        return self.student_logits(classifier_input(self.config.inputs, x, eps))
+
+    def student_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The student on assembled inputs (B×C×H×W), by the runtime in use: uncalibrated logits (B,)."""
+        if self.student_onnx is not None:
+            return self.student_onnx(inputs).squeeze(1)
         inputs = inputs.to(self.device, self.student_dtype).contiguous(memory_format=self.memory_format)
         return self.student(inputs)["logit"].float().squeeze(1)
+
+    @property
+    def runtimes(self) -> dict[str, str | None]:
+        """Which runtime runs each network (``detector.runtime``)."""
+        return {"student": "onnxruntime" if self.student_onnx is not None else "torch",
+                "eps_unet": self.extractor.runtime if self.extractor else None,
+                "dire_unet": self.dire_extractor.runtime if self.dire_extractor else None}
 
     def sync(self) -> None:
         """Wait for the device (for timings)."""
@@ -213,7 +237,7 @@ class Detector:
         recon = dire = None
         if with_dire:  # the teacher's evidence, for the displayed input of each image
             start = time.perf_counter()
-            recon, dire = self.extractor.dire(x[picked], on_unet_calls)
+            recon, dire = self.dire_extractor.dire(x[picked], on_unet_calls)
             self.sync()
             stages["dire"] = time.perf_counter() - start
 
@@ -253,5 +277,6 @@ class Detector:
             "weights_sha256_16": self.weights_digest,
             "student_depth": self.student.arch.depth,
             "unet_precision": self.extractor.precision if self.extractor else None,
+            "runtime": self.runtimes,
             "device": str(self.device),
         }

@@ -49,9 +49,10 @@ class WeightsSpec:
 
     config: ModelConfig
     student: Path
-    unet: Path | None  # None: an image-only student
+    unet: Path | None  # the ε network; None: an image-only student
     card: dict = field(default_factory=dict)  # the folder's card.json (metrics, limits, data), {} for presets
     variant: str | None = None  # which of the card's variants
+    dire_unet: Path | None = None  # the diffusion UNet of the DIRE map when it is not ``unet`` (a distilled ε network)
 
     @property
     def name(self) -> str:
@@ -182,7 +183,8 @@ def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSp
     entry = card["variants"][variant]
     student = folder / entry["student"]
     unet = folder / entry["unet"] if entry.get("unet") else None
-    for path in filter(None, (student, unet)):
+    dire_unet = folder / entry["dire_unet"] if entry.get("dire_unet") else None
+    for path in filter(None, (student, unet, dire_unet)):
         if not path.exists():
             raise WeightsNotFoundError(f"{path} is listed in {folder / 'card.json'} but missing")
     config = ModelConfig.from_card(card, variant, name)
@@ -190,7 +192,7 @@ def _spec_from_folder(folder: Path, variant: str | None, name: str) -> WeightsSp
         config = replace(config, label=REGISTRY[name].label, description=REGISTRY[name].config.description)
     if unet is not None:
         config = replace(config, schedule=read_schedule(unet) or config.schedule)
-    return WeightsSpec(config, student, unet, card, variant)
+    return WeightsSpec(config, student, unet, card, variant, dire_unet)
 
 
 def read_schedule(unet: Path) -> Schedule | None:
@@ -373,11 +375,14 @@ def save_weights(
     unet: object | None = None,
     card: dict | None = None,
     schedule: object | None = None,
+    eps_unet: object | None = None,
 ) -> Path:
     """Write a weights folder that ``resolve_weights`` reads: ``{variant}.safetensors`` per student
     (``students = {variant: (model, inputs)}``, inputs as in ``INPUT_KINDS``), ``unet/`` (diffusers,
     safetensors, with ``scheduler_config.json``) and ``card.json`` (``card`` plus the variant table;
-    ``card["variants"][name]`` may carry that variant's threshold, calibration and preprocessing)."""
+    ``card["variants"][name]`` may carry that variant's threshold, calibration and preprocessing).
+    ``eps_unet``: a distilled ε network, written to ``eps-unet/``: the students read ε from it, and ``unet``
+    (the diffusion model) then serves the DIRE map only."""
     from safetensors.torch import save_file
 
     from .ddim import Schedule
@@ -391,10 +396,13 @@ def save_weights(
         save_file(state, str(folder / filename), metadata={"inputs": inputs})
         needs_unet = inputs == "image+eps"
         variants[variant] = {"student": filename, "unet": "unet" if needs_unet else None, "inputs": inputs}
-    if unet is not None:
-        unet.save_pretrained(folder / "unet", safe_serialization=True)
-        sched = schedule or Schedule()
-        (folder / "unet" / "scheduler_config.json").write_text(json.dumps(sched.to_scheduler_config(), indent=2))
+        if needs_unet and eps_unet is not None:
+            variants[variant].update(unet="eps-unet", dire_unet="unet")
+    for network, subfolder in ((unet, "unet"), (eps_unet, "eps-unet")):
+        if network is not None:
+            network.save_pretrained(folder / subfolder, safe_serialization=True)
+            sched = schedule or Schedule()
+            (folder / subfolder / "scheduler_config.json").write_text(json.dumps(sched.to_scheduler_config(), indent=2))
     card = dict(card or {})
     given = card.get("variants", {})  # per-variant settings (threshold, calibration, …) kept beside the files
     card["variants"] = {**given, **{name: {**given.get(name, {}), **files} for name, files in variants.items()}}

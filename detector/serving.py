@@ -376,8 +376,10 @@ class Server:
     @staticmethod
     def _observe(loaded: Loaded, results: list[DetectionResult]) -> None:
         """Feed the cost model what the UNet itself took (never the time spent waiting for other users)."""
-        seconds = sum(r.timings_ms.get("unet_eps", 0.0) + r.timings_ms.get("dire", 0.0) for r in results) / 1e3
-        loaded.costs.observe(seconds, sum(r.unet_calls for r in results))
+        dire_calls = [loaded.detector.config.dire_unet_calls if r.dire is not None else 0 for r in results]
+        loaded.costs.observe(sum(r.timings_ms.get("unet_eps", 0.0) for r in results) / 1e3,
+                             sum(r.unet_calls for r in results) - sum(dire_calls))
+        loaded.costs.observe(sum(r.timings_ms.get("dire", 0.0) for r in results) / 1e3, sum(dire_calls), "dire")
 
     def _score_with_dire(self, loaded: Loaded, paths: list[str], policy: VerdictPolicy, progress: Progress,
                          cancelled: threading.Event, notices: list[str]) -> list[DetectionResult]:

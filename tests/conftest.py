@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from detector.models import DistilDIREStudent, build_unet, small_unet_config
 from detector.registry import save_weights
 
 TINY_SIZE = 32
+# ONNX Runtime exports (detector.runtime) go to a folder of this test run, never the user's cache
+os.environ.setdefault("DISTILDIRE_CACHE", tempfile.mkdtemp(prefix="distildire-test-cache-"))
 
 
 def make_photo(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:

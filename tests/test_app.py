@@ -263,7 +263,7 @@ def test_dire_progress_moves_with_every_unet_call(tiny_weights, inputs, monkeypa
 
 def test_a_slow_model_says_how_long_before_it_runs(tiny_weights, inputs, monkeypatch):
     costs = app.SERVER.load(str(tiny_weights)).costs
-    monkeypatch.setattr(costs, "seconds_per_call", lambda: 11.0)  # as the ADM-256 on 2 CPU cores
+    monkeypatch.setattr(costs, "seconds_per_call", lambda kind="eps": 11.0)  # as the ADM-256 on 2 CPU cores
     messages = []
     _detect([inputs["good"], inputs["second"]], str(tiny_weights), 0.5, False, False,
                progress=lambda fraction, desc=None, **_: messages.append(desc or ""))

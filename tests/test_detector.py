@@ -50,8 +50,10 @@ def test_batching_does_not_change_scores_and_cpu_is_deterministic(detector):
     assert again == [r.p_fake for r in detector.detect(images, batch_size=2)]
 
 
-def test_student_sees_eps(detector):
-    """The 6-channel student's score depends on ε: replacing the UNet changes it."""
+def test_student_sees_eps(tiny_weights):
+    """The 6-channel student's score depends on ε: replacing the UNet changes it (PyTorch runtime: an
+    ONNX Runtime graph is a snapshot of the weights it was exported with)."""
+    detector = Detector.from_pretrained(str(tiny_weights), runtime="torch")
     image = encode(make_photo(seed=4))
     before = detector.detect_one(image).p_fake
     original = detector.unet.conv_out.bias.clone()
@@ -170,3 +172,87 @@ def test_results_are_immutable_and_survive_pickling(detector, image_files):
     judged = result.with_policy(stricter)
     assert judged.label == judged.verdict == "real" and judged.p_fake == result.p_fake
     assert result.label == detector.policy.label(result.p_fake)  # the original keeps its own verdict
+
+
+def test_a_distilled_eps_network_scores_and_the_diffusion_unet_gives_dire(tmp_path):
+    """A weights folder with ``eps-unet/`` (a distilled ε network) beside ``unet/``: the student reads ε from the
+    distilled network, DIRE runs on the diffusion UNet, and the cost model times the two apart."""
+    from detector.costs import CostModel
+    from detector.features import EpsExtractor
+    from detector.models import build_unet, small_unet_config
+    from detector.registry import save_weights
+
+    torch.manual_seed(1)
+    diffusion = build_unet(small_unet_config(TINY_SIZE, (32, 64), (1,)))
+    narrow = build_unet(small_unet_config(TINY_SIZE, (16, 32), (), norm_num_groups=16))
+    student = DistilDIREStudent(depth=10, in_channels=6)
+    folder = save_weights(tmp_path / "w", {"distildire": (student, "image+eps")}, unet=diffusion, eps_unet=narrow,
+                          card={"name": "narrow-test", "threshold": 0.5, "license": "test",
+                                "variants": {"distildire": {"eps_network": "narrow", "dire_network": "the diffusion UNet"}}})
+    spec = resolve_weights(str(folder))
+    assert spec.unet.name == "eps-unet" and spec.dire_unet.name == "unet"
+    detector = Detector.from_spec(spec)
+    image = encode(make_photo(seed=5))
+    result = detector.detect([image], with_dire=True)[0]
+    x = detector.prepare(image)[1]  # the model input
+    narrow_eps = EpsExtractor(narrow.float())(x)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(result.eps, narrow_eps, atol=1e-5)  # ε from the distilled network
+    expected_recon, _ = EpsExtractor(diffusion.float()).dire(x)
+    assert np.abs(result.reconstruction.astype(int) - expected_recon[0].astype(int)).max() <= 1  # DIRE: diffusion UNet
+    assert result.unet_calls == 41
+    assert detector.describe()["dire_network"] == "the diffusion UNet"
+    assert any("on the diffusion UNet" in line for line in detector.config.summary_lines())
+    costs = CostModel(detector)
+    costs.observe(0.01, 1)
+    costs.observe(0.04, 1, "dire")
+    assert costs.estimate_seconds(2) == pytest.approx(0.02)
+    assert costs.estimate_seconds(1, with_dire=True) == pytest.approx(0.01 + 40 * 0.04)
+
+
+def test_onnxruntime_gives_the_pytorch_numbers_and_is_exported_once(tiny_weights, tmp_path, monkeypatch):
+    """ONNX Runtime (where installed) runs the student and the ε network: the same ε within 1e-5 relative and
+    the same p_fake within 1e-5; the export is cached per weights and made anew when they change."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
+    images = [encode(make_photo(seed=s)) for s in range(3)]
+    reference = Detector.from_pretrained(str(tiny_weights), runtime="torch")
+    fast = Detector.from_pretrained(str(tiny_weights), runtime="onnxruntime")
+    assert fast.describe()["runtime"] == {"student": "onnxruntime", "eps_unet": "onnxruntime", "dire_unet": "onnxruntime"}
+    assert reference.describe()["runtime"]["student"] == "torch"
+    x = torch.cat([reference.prepare(image)[1] for image in images])
+    eps_torch, eps_onnx = reference.eps(x), fast.eps(x)
+    assert float((eps_onnx - eps_torch).norm() / eps_torch.norm()) < 1e-5
+    np.testing.assert_allclose([r.p_fake for r in fast.detect(images)], [r.p_fake for r in reference.detect(images)],
+                               atol=1e-5)
+    exported = sorted(tmp_path.rglob("*.onnx"))
+    assert len(exported) == 2  # one student, one UNet
+    stamps = [p.stat().st_mtime_ns for p in exported]
+    Detector.from_pretrained(str(tiny_weights), runtime="onnxruntime")
+    assert [p.stat().st_mtime_ns for p in exported] == stamps and len(list(tmp_path.rglob("*.onnx"))) == 2
+    changed = Detector.from_pretrained(str(tiny_weights), runtime="torch")
+    with torch.no_grad():
+        changed.student.student_head[2].weight.add_(0.1)
+    from detector.runtime import onnx_student
+
+    onnx_student(changed.student, 6, TINY_SIZE)
+    assert len(list(tmp_path.rglob("*.onnx"))) == 3  # other weights, another file
+
+
+def test_runtime_choice(monkeypatch):
+    from detector.runtime import onnxruntime_available, runtime_for
+
+    monkeypatch.delenv("DISTILDIRE_RUNTIME", raising=False)
+    assert runtime_for("auto", "cpu") == ("onnxruntime" if onnxruntime_available() else "torch")
+    assert runtime_for("torch", "cpu") == "torch"
+    assert runtime_for("auto", "cuda") == "torch"
+    monkeypatch.setenv("DISTILDIRE_RUNTIME", "torch")
+    assert runtime_for("auto", "cpu") == "torch"
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        runtime_for("openvino", "cpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        runtime_for("onnxruntime", "cuda")
+    monkeypatch.setattr("detector.runtime.onnxruntime_available", lambda: False)
+    monkeypatch.delenv("DISTILDIRE_RUNTIME")
+    assert runtime_for("auto", "cpu") == "torch"  # not installed: PyTorch, silently
+    with pytest.raises(ValueError, match="not installed"):
+        runtime_for("onnxruntime", "cpu")

@@ -319,3 +319,56 @@ def test_cheaper_tile_budgets_pick_spread_subsets_of_the_grid():
     assert tile_subset(4, 4, "checkerboard") == [0, 2, 5, 7, 8, 10, 13, 15]
     assert tile_subset(4, 4, 12) == [0, 1, 3, 4, 5, 7, 8, 10, 11, 12, 14, 15]
     assert tile_subset(2, 3, 12) == list(range(6)) and tile_subset(1, 1, "checkerboard") == [0]
+
+
+def test_a_distilled_eps_network_goes_through_the_recipe(recipe, tiny_weights, tmp_path):
+    """``diffusion.distil_from`` + ``crops.pixels_from``: a narrower UNet learns the diffusion UNet's ε at t = 0 on
+    the reused photo crops, the caches keep their pixels with ε recomputed, only the student is retrained, and the
+    export puts the distilled network in ``eps-unet/`` beside the diffusion UNet, which keeps the DIRE map; the
+    image-only tier is carried over from the weights folder."""
+    import shutil
+
+    from detector.features import EpsExtractor
+    from detector.models import load_unet
+
+    cfg, weights, _ = recipe
+    narrow_cfg = load_config(None, **{
+        **TINY, "workdir": str(tmp_path / "narrow"), "corpus": cfg.to_dict()["corpus"],
+        "crops": {**TINY["crops"], "pixels_from": cfg.workdir},
+        "diffusion": {"distil_from": str(tiny_weights / "unet"), "block_out_channels": [16, 32], "attention_levels": [],
+                      "norm_num_groups": 16, "distil_steps": 3, "batch_size": 8, "checkpoint_every": 2},
+        "classifier": {**TINY["classifier"], "kd_weight": 0.0, "learning_curve": [], "variants": ["student"]}})
+    shutil.copytree(weights, tmp_path / "weights")
+    threads = torch.get_num_threads()
+    try:
+        metrics = run(narrow_cfg, tmp_path / "weights", log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert "student" in metrics["models"] and "image-only" not in metrics["models"]
+    distilled = json.loads((narrow_cfg.work.diffusion / "distil.json").read_text())
+    assert distilled["steps"] == 3 and distilled["held_out_relative_error"] > 0
+    source, reused = load_crops(cfg), load_crops(narrow_cfg)
+    assert torch.equal(source["pixels"], reused["pixels"]) and torch.equal(source["label"], reused["label"])
+    assert not torch.equal(source["eps"], reused["eps"])  # ε of the distilled network
+    assert torch.equal(load_tiles(cfg, "clean")["pixels"], load_tiles(narrow_cfg, "clean")["pixels"])
+
+    card = json.loads((tmp_path / "weights" / "card.json").read_text())
+    entry = card["variants"]["distildire"]
+    assert (entry["unet"], entry["dire_unet"]) == ("eps-unet", "unet") and "distilled" in entry["eps_network"]
+    assert card["variants"]["image-only"]["carried_over"] and card["metrics"]["image-only"]["carried_over"]
+    detector = Detector.from_pretrained(str(tmp_path / "weights"))
+    assert tuple(detector.unet.config.block_out_channels) == (16, 32)
+    result = detector.detect([build_records(cfg.corpus)[0].path], with_dire=True)[0]
+    assert result.ok and result.dire is not None
+    diffusion = load_unet(tiny_weights / "unet")  # DIRE is the diffusion UNet's (exported in float16)
+    x = torch.from_numpy(np.ascontiguousarray(result.image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    expected, _ = EpsExtractor(diffusion.half().float()).dire(x)
+    assert np.abs(result.reconstruction.astype(int) - expected[0].astype(int)).mean() < 2
+
+    other = load_config(None, **{**narrow_cfg.to_dict(), "workdir": str(tmp_path / "other")})
+    other.work.records.parent.mkdir(parents=True)
+    other.work.records.write_text(json.dumps(json.loads(narrow_cfg.work.records.read_text())[:-1]))  # one image fewer
+    from train.crops import build_training_crops
+
+    with pytest.raises(ValueError, match="another corpus table"):
+        build_training_crops(other, log=lambda m: None)

@@ -51,21 +51,25 @@ def save_grid(x_uint8: torch.Tensor, path: Path, columns: int = 8) -> None:
     save_png(grid, path)
 
 
-def init_unet_folder(cfg) -> Path | None:
-    """Where ``diffusion.init`` points: the bundled UNet's folder ("bundled"), a diffusers UNet folder, or None
-    ("": the diffusion stage starts from scratch)."""
+def unet_folder(name: str) -> Path | None:
+    """A UNet named in a config: "bundled" (the bundled diffusion UNet's folder), a diffusers UNet folder, or
+    None for ""."""
     from detector.registry import resolve_weights
 
-    init = cfg.diffusion.init
-    if init in ("bundled", "bundled-fast"):
+    if name in ("bundled", "bundled-fast"):
         return resolve_weights("bundled").unet
-    return Path(init) if init else None
+    return Path(name) if name else None
+
+
+def init_unet_folder(cfg) -> Path | None:
+    """Where ``diffusion.init`` points (None: the diffusion stage starts from scratch)."""
+    return unet_folder(cfg.diffusion.init)
 
 
 def unet_source(cfg) -> Path:
     """The one answer to "which ε-network does this recipe use": the UNet the diffusion stage trained, or,
-    when it trains none, the one ``diffusion.init`` names."""
-    if cfg.diffusion.train:
+    when it trains none, the one ``diffusion.init`` names (a distilled ε-network is a trained one)."""
+    if cfg.diffusion.train or cfg.diffusion.distil_from:
         return cfg.work.trained_unet
     folder = init_unet_folder(cfg)
     if folder is None:
@@ -84,11 +88,18 @@ def schedule_of(unet_folder: Path, default: dict | None = None):
     return Schedule.from_scheduler_config(default or {})
 
 
-def eps_extractor(cfg):
-    """``detector.EpsExtractor`` over the recipe's UNet (with its folder's noise schedule)."""
+def diffusion_unet_source(cfg) -> Path:
+    """The recipe's diffusion model (DIRE maps, generated samples): the teacher of a distilled ε network, which
+    gives ε at t = 0 only, else the ε network itself."""
+    return unet_folder(cfg.diffusion.distil_from) if cfg.diffusion.distil_from else unet_source(cfg)
+
+
+def eps_extractor(cfg, network: str = "eps"):
+    """``detector.EpsExtractor`` over the recipe's ε network (``network="diffusion"``: its diffusion model), with
+    its folder's noise schedule."""
     from detector.features import EpsExtractor
 
-    folder = unet_source(cfg)
+    folder = diffusion_unet_source(cfg) if network == "diffusion" else unet_source(cfg)
     return EpsExtractor(shipped_unet(folder), schedule_of(folder, cfg.diffusion.schedule))
 
 

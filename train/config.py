@@ -41,6 +41,9 @@ class CropsConfig:
     batch_size: int = 64
     dire_steps: int = 10  # DDIM steps each way for the teacher's DIRE maps (built only when kd_weight > 0)
     dire_fraction: float = 0.3  # share of the training crops that get a DIRE map (2 × dire_steps calls each)
+    # another work directory of the same corpus and crop settings: take its crop and tile PIXELS and compute only
+    # ε anew (an ε-network study then skips the augmentation and decoding, with identical pixels)
+    pixels_from: str = ""
     seed: int = 0
 
 
@@ -65,6 +68,12 @@ class DiffusionConfig:
     checkpoint_every: int = 500
     bf16: bool = True
     sample_steps: int = 25
+    norm_num_groups: int = 32
+    # distillation instead of diffusion training (train.distil): a fresh UNet of the widths above learns the
+    # ε at t = 0 of this ε-network ("bundled" or a diffusers folder) on the training crops of the PHOTOS only
+    distil_from: str = ""
+    distil_steps: int = 4000
+    distil_lr: float = 2e-3
     seed: int = 0
 
 
@@ -78,6 +87,7 @@ class ClassifierConfig:
     kd_weight: float = 0.0  # λ for MSE(student layer4, DIRE-teacher layer4); 0: BCE only
     logit_kd_weight: float = 1.0  # image-only tier: BCE towards the DistilDIRE student's probabilities
     label_smoothing: float = 0.05
+    variants: list = field(default_factory=lambda: ["student", "image-only"])  # the image-only tier distils from the student
     learning_curve: list = field(default_factory=list)  # shares of the training sources for extra fold students, e.g. [0.25, 0.5, 0.75]
     bf16: bool = True
     seed: int = 0
@@ -118,6 +128,11 @@ class RecipeConfig:
     @property
     def work(self) -> WorkDir:
         return WorkDir(Path(self.workdir))
+
+    @property
+    def pixel_source(self) -> WorkDir | None:
+        """The work directory whose crop and tile pixels this recipe reuses (``crops.pixels_from``), if any."""
+        return WorkDir(Path(self.crops.pixels_from)) if self.crops.pixels_from else None
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 import statistics
 from collections import Counter
 from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -107,6 +109,23 @@ def _with_eps(pixels: torch.Tensor, extractor, batch_size: int, desc: str) -> to
     return out
 
 
+def reuse_pixels(cfg: RecipeConfig, source: Path, meta: Path, target: Path, target_meta: Path, log=print) -> int:
+    """``crops.pixels_from``: copy another work directory's cache with ε recomputed by this recipe's ε-network.
+    Its corpus table must be this recipe's (same images, order, labels and folds), else the pixels are wrong."""
+    corpus_records(cfg)  # this recipe's table, written on first use
+    if json.loads(cfg.pixel_source.records.read_text()) != json.loads(cfg.work.records.read_text()):
+        raise ValueError(f"crops.pixels_from: {cfg.pixel_source.root} was built from another corpus table")
+    if not source.is_file():
+        raise FileNotFoundError(f"crops.pixels_from: {source} is missing; run that recipe's crops stage first")
+    tensors = load_file(str(source))
+    tensors["eps"] = _with_eps(tensors["pixels"], eps_extractor(cfg), cfg.crops.batch_size, f"eps {target.stem}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(target))
+    shutil.copyfile(meta, target_meta)
+    log(f"{target.stem}: pixels of {source}, ε of this recipe's ε-network ({len(tensors['pixels'])} inputs)")
+    return len(tensors["pixels"])
+
+
 def build_training_crops(cfg: RecipeConfig, log=print) -> int:
     """Write ``crops/train.safetensors`` (pixels, eps, record, label) and ``crops/train.json``."""
     work = cfg.work
@@ -114,6 +133,8 @@ def build_training_crops(cfg: RecipeConfig, log=print) -> int:
         log(f"training crops already at {work.crops}")
         return len(load_file(str(work.crops))["label"])
     set_threads(cfg.threads)
+    if cfg.pixel_source:
+        return reuse_pixels(cfg, cfg.pixel_source.crops, cfg.pixel_source.crops_meta, work.crops, work.crops_meta, log)
     records = corpus_records(cfg)
     c = cfg.crops
     draws = draws_per_record(records, c.draws, c.group_balance)
@@ -158,6 +179,10 @@ def build_eval_tiles(cfg: RecipeConfig, condition: str, log=print, max_tiles: in
     if target.is_file():
         return len(load_file(str(target))["record"])
     set_threads(cfg.threads)
+    name = cache or condition
+    if cfg.pixel_source:
+        return reuse_pixels(cfg, cfg.pixel_source.tiles(name), cfg.pixel_source.tiles_meta(name), target,
+                            work.tiles_meta(name), log)
     records = corpus_records(cfg)
     chosen = condition_records(records, cfg.eval.conditions.get(condition, "both"))
     chosen = [i for i in chosen if only is None or i in set(only)]
@@ -195,7 +220,7 @@ def build_dire_maps(cfg: RecipeConfig, log=print) -> int:
     pixels = load_file(str(work.crops))["pixels"]
     chosen = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(cfg.crops.seed))
     chosen = chosen[: round(cfg.crops.dire_fraction * len(pixels))].sort().values
-    extractor = eps_extractor(cfg)
+    extractor = eps_extractor(cfg, "diffusion")
     ddim = DDIM(extractor.ddim.schedule, cfg.crops.dire_steps)
     dire = torch.zeros(pixels.shape, dtype=torch.uint8)
     with torch.inference_mode():

@@ -47,7 +47,8 @@ def ema_with_warmup(max_decay: float):
 
 def unet_config(cfg: RecipeConfig) -> dict:
     d = cfg.diffusion
-    return small_unet_config(cfg.crops.tile, tuple(d.block_out_channels), tuple(d.attention_levels), d.layers_per_block)
+    return small_unet_config(cfg.crops.tile, tuple(d.block_out_channels), tuple(d.attention_levels), d.layers_per_block,
+                             d.norm_num_groups)
 
 
 def photo_patches(cfg: RecipeConfig, exclude_fold: int | None = None) -> torch.Tensor:

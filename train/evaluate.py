@@ -308,7 +308,7 @@ def plot_learning_curve(points: list[dict], path: Path) -> None:
 
 @torch.inference_mode()
 def own_generator_report(cfg: RecipeConfig, records: list[Record], reports: dict, per_fold: int = 24) -> dict:
-    """The earlier test split, kept as a check: fakes from the ε-network itself — unconditional DDIM
+    """The earlier test split, kept as a check: fakes from the recipe's diffusion model — unconditional DDIM
     samples and SDEdit regenerations of native crops of held-out photos — against those photo crops,
     each scored by the fold model that never saw the photos (one tile per image)."""
     import random
@@ -318,7 +318,7 @@ def own_generator_report(cfg: RecipeConfig, records: list[Record], reports: dict
     from .crops import record_image
     from .sampling import generate_samples, regenerate
 
-    extractor = eps_extractor(cfg)
+    extractor, diffusion = eps_extractor(cfg), eps_extractor(cfg, "diffusion")
     size = cfg.crops.tile
     generator = seed_everything(cfg.crops.seed + 7)
     rng = random.Random(cfg.crops.seed + 7)
@@ -331,8 +331,8 @@ def own_generator_report(cfg: RecipeConfig, records: list[Record], reports: dict
             left, top = rng.randint(0, image.width - size), rng.randint(0, image.height - size)
             crops.append(torch.from_numpy(np.asarray(image.crop((left, top, left + size, top + size))).transpose(2, 0, 1).copy()))
         reals = torch.stack(crops)
-        fakes = regenerate(extractor.unet, extractor.ddim.schedule, reals, generator, bf16=True)
-        samples = next(generate_samples(extractor.unet, extractor.ddim.schedule, len(reals), size, 25, generator,
+        fakes = regenerate(diffusion.unet, diffusion.ddim.schedule, reals, generator, bf16=True)
+        samples = next(generate_samples(diffusion.unet, diffusion.ddim.schedule, len(reals), size, 25, generator,
                                         len(reals), bf16=True))
         for batch, kind in ((reals, "real"), (fakes, "regen"), (samples, "sample")):
             pixels.append(batch)

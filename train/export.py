@@ -1,4 +1,5 @@
-"""Stage 6 — export to ``detector/weights/``: the ε-network (the UNet the crops were cached with), the
+"""Stage 6 — export to ``detector/weights/``: the ε-network (the UNet the crops were cached with; a distilled
+one beside the diffusion UNet it came from, which keeps the DIRE map), the
 DistilDIRE student and the image-only tier trained on ALL folds, as float16 safetensors, plus
 ``card.json``: preprocessing (native tiles, the aggregation rule chosen out-of-fold), calibration and
 threshold (chosen out-of-fold), the training data and its licences, the recipe, the out-of-fold
@@ -10,6 +11,7 @@ metrics and the limits. ``Detector.from_pretrained("bundled")`` reads exactly th
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from detector.tiling import TilingConfig
 from detector.verdict import VerdictPolicy
 
 from .classifiers import VARIANTS, load_classifier
-from .common import schedule_of, shipped_unet, unet_source
+from .common import diffusion_unet_source, schedule_of, shipped_unet, unet_source
 from .config import RecipeConfig, config_parser, load_config
 from .corpus import Record, corpus_records
 
@@ -33,10 +35,11 @@ VARIANT_DESCRIPTIONS = {
 }
 
 
-def eps_network_text(unet) -> str:
-    """The ε-UNet in words, as the model card and the registry state it."""
-    return (f"UNet2DModel trained by train/, {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
-            f"{unet.config.sample_size} px")
+def eps_network_text(unet, distilled: bool = False) -> str:
+    """A UNet in words, as the model card and the registry state it (``distilled``: an ε network distilled
+    from the diffusion UNet's ε at t = 0, train.distil)."""
+    how = "distilled by train/ from the diffusion UNet's ε at t=0" if distilled else "trained by train/"
+    return f"UNet2DModel {how}, {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, {unet.config.sample_size} px"
 
 LICENCE = (
     "CC BY-NC 4.0 (weights). The training images include non-commercial sources (ImageNet samples, BSD100, "
@@ -92,10 +95,11 @@ def _licence_kind(text: str) -> str:
 
 
 def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = None,
-               eps_network: str = "diffusion UNet") -> dict:
+               eps_network: str = "diffusion UNet", dire_network: str | None = None) -> dict:
     """The card from this run's metrics: one ``ModelConfig.to_card()`` entry per shipped variant. With
     ``previous`` (the card of the weights being kept), a shipped variant this run did not evaluate keeps its
-    previous settings and metrics, marked as carried over. ``eps_network``: the ε-UNet, in words."""
+    previous settings and metrics, marked as carried over. ``eps_network``: the ε-UNet, in words;
+    ``dire_network``: the DIRE map's UNet when it is another one (a distilled ε network)."""
     records = corpus_records(cfg)
     variants, carried = {}, []
     for card_name, variant in SHIPPED.items():
@@ -111,7 +115,8 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
             LICENCE, inputs, cfg.crops.tile,
             TilingConfig(cfg.crops.tile, cfg.eval.max_tiles, chosen.get("aggregate", "mean_logit")),
             Calibration.from_card(chosen.get("calibration")), VerdictPolicy(**policy) if policy else VerdictPolicy(),
-            eps_network=eps_network if inputs != "image" else "none").to_card()
+            eps_network=eps_network if inputs != "image" else "none",
+            dire_network=dire_network if inputs != "image" else None).to_card()
     card = {
         "name": cfg.name,
         "description": (f"DistilDIRE student (ResNet-{cfg.classifier.depth} on [image, eps] of native-resolution "
@@ -185,15 +190,29 @@ def reference_histograms(metrics: dict, records: list[Record], bins: int = 20) -
 
 
 def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics: dict | None = None) -> Path:
-    students = {card_name: (load_classifier(cfg, variant, None).half(), VARIANTS[variant].inputs)
-                for card_name, variant in SHIPPED.items()}
-    folder = unet_source(cfg)
-    unet = shipped_unet(folder).half()
+    """Write the weights folder. A shipped variant this recipe does not train (``classifier.variants``) keeps
+    its file and card entry from the folder's current card, marked carried over. A distilled ε network
+    (``diffusion.distil_from``) goes to ``eps-unet/`` and the diffusion UNet it was distilled from to ``unet/``,
+    which then serves the DIRE map only."""
     out = Path(out_dir)
-    for stale in ("card.json",):  # rewritten below; weights files are overwritten in place
-        (out / stale).unlink(missing_ok=True)
-    card = build_card(cfg, metrics, eps_network=eps_network_text(unet))
-    save_weights(out, students, unet=unet, card=card, schedule=schedule_of(folder, cfg.diffusion.schedule))
+    trained = {card_name: variant for card_name, variant in SHIPPED.items() if variant in cfg.classifier.variants}
+    previous = json.loads((out / "card.json").read_text()) if (out / "card.json").is_file() else None
+    for card_name in SHIPPED.keys() - trained.keys():
+        if not previous or card_name not in previous.get("variants", {}):
+            raise SystemExit(f"{card_name} is not trained by this recipe and {out} has none to keep")
+    students = {card_name: (load_classifier(cfg, variant, None).half(), VARIANTS[variant].inputs)
+                for card_name, variant in trained.items()}
+    diffusion_folder = diffusion_unet_source(cfg)
+    diffusion = shipped_unet(diffusion_folder).half()
+    distilled = shipped_unet(unet_source(cfg)).half() if cfg.diffusion.distil_from else None
+    card = build_card(cfg, metrics, previous if len(trained) < len(SHIPPED) else None,
+                      eps_network=eps_network_text(distilled if distilled is not None else diffusion, distilled is not None),
+                      dire_network=eps_network_text(diffusion) if distilled is not None else None)
+    (out / "card.json").unlink(missing_ok=True)  # rewritten below; weights files are overwritten in place
+    if distilled is None:
+        shutil.rmtree(out / "eps-unet", ignore_errors=True)
+    save_weights(out, students, unet=diffusion, card=card, schedule=schedule_of(diffusion_folder, cfg.diffusion.schedule),
+                 eps_unet=distilled)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"exported to {out} ({size / 1e6:.1f} MB)")
     return out
@@ -220,7 +239,7 @@ def export_card(cfg: RecipeConfig, out_dir: str | Path, metrics: dict) -> Path:
             raise SystemExit(f"{variant} was evaluated but not trained on everything: python -m train.classifiers "
                              f"--config … --variant {variant} --fold all")
     for name, entry in previous["variants"].items():  # the files stay; so do their entries
-        card["variants"][name] = {**card["variants"].get(name, {}), **{k: entry[k] for k in ("student", "unet", "inputs") if k in entry}}
+        card["variants"][name] = {**card["variants"].get(name, {}), **{k: entry[k] for k in ("student", "unet", "dire_unet", "inputs") if k in entry}}
     for key in ("image_size",):
         if key in previous:
             card[key] = previous[key]

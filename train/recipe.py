@@ -1,6 +1,6 @@
 """The whole recipe, top to bottom:
 
-corpus → (diffusion) → crops and tiles with ε → per variant: one model per held-out fold, then one on
+corpus → (diffusion, or a distilled ε-network) → crops and tiles with ε → per variant: one model per held-out fold, then one on
 everything → out-of-fold evaluation (aggregation, calibration, threshold) → export → card.
 
 Every stage skips what is already on disk, so a stopped run continues where it stopped.
@@ -19,6 +19,7 @@ from .config import RecipeConfig, config_parser, load_config
 from .corpus import corpus_records, summary
 from .crops import build_dire_maps, build_eval_tiles, build_training_crops
 from .diffusion import train_diffusion
+from .distil import distil
 from .evaluate import evaluate
 from .export import export
 from .levers import TILES_CACHE, build_lever_caches
@@ -44,13 +45,17 @@ def run(cfg: RecipeConfig, out_dir: str | Path, log=print) -> dict:
     records = stage("corpus", lambda: corpus_records(cfg)) or corpus_records(cfg)
     for k, fold in summary(records).items():
         log(f"fold {k}: {fold['fakes']} fakes ({', '.join(fold['families'])}); {fold['reals']} photos")
-    if cfg.diffusion.train:  # resumes from its checkpoint; returns at once when its budget is spent
+    if cfg.diffusion.distil_from:  # a cheaper ε-network, distilled on the reused crops' photos
+        if not cfg.pixel_source:
+            raise ValueError("diffusion.distil_from needs crops.pixels_from (the crops to distil on)")
+        stage("distil", lambda: distil(cfg, log=log))
+    elif cfg.diffusion.train:  # resumes from its checkpoint; returns at once when its budget is spent
         stage("diffusion", lambda: train_diffusion(cfg, log=log))
     stage("crops", lambda: build_training_crops(cfg, log), done=work.crops.is_file())
     for condition in cfg.eval.conditions:
         stage(f"tiles {condition}", lambda c=condition: build_eval_tiles(cfg, c, log), done=work.tiles(condition).is_file())
     stage("tiles for the levers", lambda: build_lever_caches(cfg, log), done=work.tiles(TILES_CACHE).is_file())
-    variants = ["student", "image-only"]  # the image-only tier distils from the same fold's student
+    variants = list(cfg.classifier.variants)  # the image-only tier distils from the same fold's student
     if cfg.classifier.kd_weight > 0:  # DistilDIRE's feature distillation: a DIRE teacher per fold first
         stage("DIRE maps", lambda: build_dire_maps(cfg, log), done=work.crops_dire.is_file())
         variants.insert(0, "teacher")

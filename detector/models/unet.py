@@ -24,6 +24,7 @@ def small_unet_config(
     block_out_channels: tuple[int, ...] = (32, 64, 64, 128),
     attention_levels: tuple[int, ...] = (3,),
     layers_per_block: int = 1,
+    norm_num_groups: int = 32,
 ) -> dict:
     """A compact ADM-style UNet (scale-shift ResBlocks, resnet up/down, attention on the coarsest
     levels) for the bundled, locally trained model. ε-prediction, 3 output channels."""
@@ -44,7 +45,7 @@ def small_unet_config(
         downsample_type="resnet",
         upsample_type="resnet",
         attention_head_dim=32,
-        norm_num_groups=32,
+        norm_num_groups=norm_num_groups,
         attn_norm_num_groups=32,
         resnet_time_scale_shift="scale_shift",
         act_fn="silu",
