@@ -34,7 +34,7 @@ class EpsExtractor:
         self.ddim = DDIM(schedule or Schedule(), ddim_steps)
         # ONNX Runtime (detector.runtime): fp32 on CPU, and not for networks kept on PyTorch
         self.onnx = (onnx_unet(self.unet, unet.config.sample_size)
-                     if runtime_for(runtime, self.device) == "onnxruntime" and precision == "fp32" else None)
+                     if runtime_for(runtime, self.device, "unet") == "onnxruntime" and precision == "fp32" else None)
 
     @property
     def runtime(self) -> str:

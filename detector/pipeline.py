@@ -68,11 +68,11 @@ class Detector:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.student = student.to(self.device, self.student_dtype, memory_format=self.memory_format).eval()
         # ONNX Runtime where it is installed and faster (detector.runtime); the torch modules stay the reference
-        self.runtime = runtime_for(runtime, self.device)
         self.student_onnx = (onnx_student(self.student, config.in_channels, config.image_size)
-                             if self.runtime == "onnxruntime" and precision == "fp32" else None)
+                             if runtime_for(runtime, self.device, "student") == "onnxruntime" and precision == "fp32"
+                             else None)
         self.extractor = (EpsExtractor(unet, config.schedule, config.ddim_steps, self.device, precision=unet_precision,
-                                       runtime=self.runtime) if config.uses_eps else None)
+                                       runtime=runtime_for(runtime, self.device, "unet")) if config.uses_eps else None)
         # the teacher's DIRE map needs a diffusion model; a distilled ε network hands it to ``dire_unet`` (run by
         # PyTorch: ONNX Runtime gained nothing on the diffusion UNet)
         self.dire_extractor = (EpsExtractor(dire_unet, config.schedule, config.ddim_steps, self.device,

@@ -1,22 +1,26 @@
 """Where a network runs on a CPU: PyTorch, or ONNX Runtime where it is installed and was measured faster.
 
-On the 2-core machines this project targets (a free CPU Space), ONNX Runtime ran the bundled students and
-the distilled ε network about twice as fast as PyTorch, with the same numbers within 1e-6 relative, while
-the diffusion UNet and OpenVINO gained nothing (``python -m bench.cpu``; bench/RESULTS.md). So the choice
-is per network: ``OnnxNetwork`` wraps one ``torch.nn.Module`` with a tensor output, is exported once per
-weights to ``$DISTILDIRE_CACHE`` (default ``~/.cache/distildire``), and keeps one session per thread count
-(the server's model thread sets the count from the machine's load before each job).
+On the 2-core machines this project targets (a free CPU Space), ONNX Runtime ran every network faster than
+PyTorch with the same outputs (within 1e-5 relative): the bundled students 1.6× (13.6 vs 22.1 ms per 16
+tiles), the bundled UNet's ε 1.17× (260 vs 303 ms per 16 tiles, A/B interleaved) and the official ADM-256
+ε 1.25× (7.4 vs 9.2 s per image); OpenVINO and torch.compile gained less (``python -m bench.cpu``;
+bench/RESULTS.md). So "auto" means ONNX Runtime on CPU wherever it is installed, PyTorch otherwise and on
+GPUs. ``OnnxNetwork`` wraps one ``torch.nn.Module`` with a tensor output, is exported once per weights to
+``$DISTILDIRE_CACHE`` (default ``~/.cache/distildire``; a network over protobuf's 2 GB keeps its weights
+as external data beside the graph: 2.2 GB for the ADM, once), and keeps one session per thread count (the
+server's model thread sets the count from the machine's load before each job).
 
-``runtime_for(requested, device)`` turns "auto" into the runtime to use: ONNX Runtime on CPU when it is
-importable, else PyTorch; ``$DISTILDIRE_RUNTIME`` (``torch`` or ``onnxruntime``) overrides "auto".
+``runtime_for(requested, device, network)`` turns a request into the runtime of one network;
+``$DISTILDIRE_RUNTIME`` (``torch``, ``onnxruntime``) overrides "auto".
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import os
+import shutil
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -24,9 +28,8 @@ from pathlib import Path
 import torch
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
-#: Networks above this size stay on PyTorch (an ONNX file over 2 GB needs external data, and the ADM-256
-#: UNet was not measured faster there).
-ONNX_MAX_PARAMETERS = 50_000_000
+#: Which networks "auto" hands to ONNX Runtime: those it was measured faster for (module docstring).
+AUTO_ONNX = {"student": True, "unet": True}
 #: Part of every cached file's key: raise it when the export itself changes.
 EXPORT_VERSION = 2
 
@@ -36,8 +39,8 @@ def onnxruntime_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
-def runtime_for(requested: str = "auto", device: torch.device | str = "cpu") -> str:
-    """The runtime a model should use: "torch" or "onnxruntime" (CPU only)."""
+def runtime_for(requested: str = "auto", device: torch.device | str = "cpu", network: str = "student") -> str:
+    """The runtime of one network (``network``: "student" or "unet"): "torch" or "onnxruntime" (CPU only)."""
     if requested not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES} (got {requested!r})")
     if requested == "auto":
@@ -51,7 +54,7 @@ def runtime_for(requested: str = "auto", device: torch.device | str = "cpu") -> 
     if requested == "onnxruntime" and not onnxruntime_available():
         raise ValueError("runtime 'onnxruntime' asked for, but onnxruntime is not installed (pip install onnxruntime)")
     if requested == "auto":
-        return "onnxruntime" if onnxruntime_available() else "torch"
+        return "onnxruntime" if AUTO_ONNX[network] and onnxruntime_available() else "torch"
     return requested
 
 
@@ -83,23 +86,26 @@ class OnnxNetwork:
     def __init__(self, module: torch.nn.Module, examples: tuple[torch.Tensor, ...], name: str):
         self.name = name
         self.input_names = [f"input{i}" for i in range(len(examples))]
-        self.path = cache_dir() / f"{name}-{module_digest(module, examples)}.onnx"
+        self.path = cache_dir() / f"{name}-{module_digest(module, examples)}" / "model.onnx"
         if not self.path.is_file():
             self._export(module, examples)
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
 
     def _export(self, module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) -> None:
-        buffer = io.BytesIO()
+        """Export into a folder of its own (the graph, and the weights as external data when over 2 GB), then
+        move it into place: two processes exporting at once both end with a whole folder."""
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f"{self.path.parent.name}.", dir=cache_dir()))
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(module.eval(), examples, buffer, dynamo=False, opset_version=17,
+            torch.onnx.export(module.eval(), examples, str(partial / "model.onnx"), dynamo=False, opset_version=17,
                               input_names=self.input_names, output_names=["output"],
                               dynamic_axes={n: axes(x) for n, x in zip([*self.input_names, "output"], [*examples, examples[0]])})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(buffer.getvalue())
-        partial.replace(self.path)  # atomic: two processes exporting at once both end with a whole file
+        try:
+            partial.rename(self.path.parent)
+        except OSError:  # another process finished first: its folder is as good
+            shutil.rmtree(partial, ignore_errors=True)
 
     def session(self, threads: int):
         """The session for ``threads`` intra-op threads (created on first use; threads do not spin when idle,
@@ -142,14 +148,8 @@ class LogitOutput(torch.nn.Module):
         return self.student(x)["logit"]
 
 
-def parameters_of(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def _onnx_or_none(module: torch.nn.Module, examples: tuple[torch.Tensor, ...], name: str) -> OnnxNetwork | None:
-    """The network under ONNX Runtime; None (PyTorch runs it) when it is too large or cannot be exported."""
-    if parameters_of(module) > ONNX_MAX_PARAMETERS:
-        return None
+    """The network under ONNX Runtime; None (PyTorch runs it) when it cannot be exported."""
     try:
         return OnnxNetwork(module.float().eval(), examples, name)
     except Exception as exc:  # an exporter or runtime that cannot take this network: PyTorch, said once

@@ -214,11 +214,14 @@ def test_onnxruntime_gives_the_pytorch_numbers_and_is_exported_once(tiny_weights
     the same p_fake within 1e-5; the export is cached per weights and made anew when they change."""
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("DISTILDIRE_CACHE", str(tmp_path))
+    monkeypatch.delenv("DISTILDIRE_RUNTIME", raising=False)
     images = [encode(make_photo(seed=s)) for s in range(3)]
     reference = Detector.from_pretrained(str(tiny_weights), runtime="torch")
     fast = Detector.from_pretrained(str(tiny_weights), runtime="onnxruntime")
     assert fast.describe()["runtime"] == {"student": "onnxruntime", "eps_unet": "onnxruntime", "dire_unet": "onnxruntime"}
     assert reference.describe()["runtime"]["student"] == "torch"
+    auto = Detector.from_pretrained(str(tiny_weights))  # "auto": ONNX Runtime where installed
+    assert auto.describe()["runtime"] == fast.describe()["runtime"]
     x = torch.cat([reference.prepare(image)[1] for image in images])
     eps_torch, eps_onnx = reference.eps(x), fast.eps(x)
     assert float((eps_onnx - eps_torch).norm() / eps_torch.norm()) < 1e-5
@@ -243,6 +246,7 @@ def test_runtime_choice(monkeypatch):
 
     monkeypatch.delenv("DISTILDIRE_RUNTIME", raising=False)
     assert runtime_for("auto", "cpu") == ("onnxruntime" if onnxruntime_available() else "torch")
+    assert runtime_for("auto", "cpu", "unet") == ("onnxruntime" if onnxruntime_available() else "torch")
     assert runtime_for("torch", "cpu") == "torch"
     assert runtime_for("auto", "cuda") == "torch"
     monkeypatch.setenv("DISTILDIRE_RUNTIME", "torch")
@@ -251,6 +255,8 @@ def test_runtime_choice(monkeypatch):
         runtime_for("openvino", "cpu")
     with pytest.raises(ValueError, match="CPU only"):
         runtime_for("onnxruntime", "cuda")
+    monkeypatch.setattr("detector.runtime.onnxruntime_available", lambda: True)
+    assert runtime_for("onnxruntime", "cpu", "unet") == "onnxruntime"  # asked for: every network
     monkeypatch.setattr("detector.runtime.onnxruntime_available", lambda: False)
     monkeypatch.delenv("DISTILDIRE_RUNTIME")
     assert runtime_for("auto", "cpu") == "torch"  # not installed: PyTorch, silently
