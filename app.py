@@ -95,8 +95,11 @@ def cost_panel(model: str) -> str:
         costs = SERVER.costs(model)
     except RequestError as exc:
         return str(exc)
-    runs = ", ".join(f"{part.replace('_', ' ')}: {runtime}" for part, runtime in costs["runtime"].items() if runtime)
-    lines = [f"Measured on this server ({costs['device']}; {runs}; {costs['image_size']} px, batch 1):", "",
+    parts, engines = {"student": "student", "eps_unet": "ε UNet", "dire_unet": "DIRE UNet"}, {"onnxruntime": "ONNX Runtime",
+                                                                                              "torch": "PyTorch"}
+    runs = "; ".join(f"{engines[engine]} runs the " + ", ".join(parts[p] for p, e in costs["runtime"].items() if e == engine)
+                     for engine in engines if engine in costs["runtime"].values())
+    lines = [f"Measured on this server ({costs['device']}, {costs['image_size']} px, batch 1; {runs}):", "",
              "| pipeline | UNet calls | ms / image |", "| --- | ---: | ---: |"]
     for name, entry in costs["pipelines"].items():
         lines.append(f"| {name} | {entry['unet_calls']} | {'—' if entry['ms'] is None else entry['ms']} |")

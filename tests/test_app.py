@@ -180,7 +180,9 @@ def test_dire_evidence_and_cost_panel(tiny_weights, inputs):
     assert table[0][3] == 41
     with Image.open(gallery[-1][0]) as sheet:  # input | ε on the first row, reconstruction | DIRE on the second
         assert sheet.mode == "RGB" and sheet.height > sheet.width * 0.9
-    assert "| 40 |" in app.cost_panel(str(tiny_weights)) and "| 1 |" in app.cost_panel(str(tiny_weights))
+    panel = app.cost_panel(str(tiny_weights))
+    assert "| 40 |" in panel and "| 1 |" in panel
+    assert "runs the student, ε UNet, DIRE UNet" in panel  # which runtime runs what, as the server measured it
 
 
 def test_official_presets_listed_only_when_available(tmp_path, monkeypatch):
