@@ -32,7 +32,7 @@ class EpsExtractor:
         # channels_last: the same fp32 arithmetic, ~1.6× faster for the small UNet on CPU
         self.unet = unet.to(self.device, memory_format=torch.channels_last).eval()
         self.ddim = DDIM(schedule or Schedule(), ddim_steps)
-        # ONNX Runtime (detector.runtime): fp32 on CPU, and not for networks kept on PyTorch
+        # ONNX Runtime (detector.runtime): fp32 on CPU only; the torch module stays the reference
         self.onnx = (onnx_unet(self.unet, unet.config.sample_size)
                      if runtime_for(runtime, self.device, "unet") == "onnxruntime" and precision == "fp32" else None)
 

@@ -73,10 +73,10 @@ class Detector:
                              else None)
         self.extractor = (EpsExtractor(unet, config.schedule, config.ddim_steps, self.device, precision=unet_precision,
                                        runtime=runtime_for(runtime, self.device, "unet")) if config.uses_eps else None)
-        # the teacher's DIRE map needs a diffusion model; a distilled ε network hands it to ``dire_unet`` (run by
-        # PyTorch: ONNX Runtime gained nothing on the diffusion UNet)
+        # the teacher's DIRE map needs a diffusion model; a distilled ε network hands it to ``dire_unet``
         self.dire_extractor = (EpsExtractor(dire_unet, config.schedule, config.ddim_steps, self.device,
-                                            precision=unet_precision) if dire_unet is not None else self.extractor)
+                                            precision=unet_precision, runtime=runtime_for(runtime, self.device, "unet"))
+                               if dire_unet is not None else self.extractor)
         self.batch_size = batch_size
         self._weight_files = list(weight_files)
         self._weights_digest: str | None = None
