@@ -372,3 +372,25 @@ def test_a_distilled_eps_network_goes_through_the_recipe(recipe, tiny_weights, t
 
     with pytest.raises(ValueError, match="another corpus table"):
         build_training_crops(other, log=lambda m: None)
+
+    from train.compare import compare
+
+    same = compare(cfg, cfg)  # a recipe against itself: no difference, and the rule keeps it
+    assert same["delta"] == {"auc": 0.0, "tpr_at_card_threshold": 0.0} and same["adopt"]
+    assert same["bootstrap_95"]["auc"] == (0.0, 0.0)
+    versus = compare(cfg, narrow_cfg)
+    assert versus["adopt"] == (versus["delta"]["auc"] >= -0.005 and versus["delta"]["tpr_at_card_threshold"] >= -0.01)
+    assert versus["auc"]["candidate"] == pytest.approx(metrics["models"]["student"]["clean"]["auc"])
+
+
+def test_tpr_at_a_fixed_false_positive_rate():
+    from train.compare import operating_point, paired_bootstrap, tpr_at_fpr
+
+    y = np.array([0] * 10 + [1] * 4)
+    p = np.array([0.1 * i for i in range(10)] + [0.95, 0.85, 0.5, 0.05])
+    assert tpr_at_fpr(y, p, 0.10) == 0.5  # one photo of ten (0.9) may be flagged: fakes above 0.8 count
+    assert tpr_at_fpr(y, p, 0.0) == 0.25  # none may be: only the fake above every photo
+    assert operating_point(y, p, 0.8) == (0.5, 0.2)
+    better = np.where(y == 1, 1.0, p)
+    low, high = paired_bootstrap(y, p, better, lambda yy, pp: tpr_at_fpr(yy, pp, 0.10), rounds=200)
+    assert 0 < low <= high
