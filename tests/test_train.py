@@ -394,3 +394,23 @@ def test_tpr_at_a_fixed_false_positive_rate():
     better = np.where(y == 1, 1.0, p)
     low, high = paired_bootstrap(y, p, better, lambda yy, pp: tpr_at_fpr(yy, pp, 0.10), rounds=200)
     assert 0 < low <= high
+
+
+def test_bundled_names_the_diffusion_unet_when_the_weights_carry_a_distilled_eps_network(tmp_path, monkeypatch, tiny_weights):
+    """``diffusion.init`` / ``distil_from: "bundled"`` is the diffusion model (``unet/``), never ``eps-unet/``: a
+    recipe re-run or re-exported after a distilled network shipped must not distil from, or ship as the DIRE
+    UNet, the distilled network itself."""
+    import shutil
+
+    from detector.loading import load_student
+    from detector.models import load_unet
+    from detector.registry import resolve_weights, save_weights
+    from train.common import unet_folder
+
+    spec = resolve_weights(str(tiny_weights))
+    shutil.copytree(tiny_weights, tmp_path / "plain")
+    layered = save_weights(tmp_path / "layered", {"distildire": (load_student(spec.student), "image+eps")},
+                           unet=load_unet(spec.unet), eps_unet=load_unet(spec.unet))
+    for folder, expected in ((tmp_path / "plain", "unet"), (layered, "unet")):
+        monkeypatch.setattr("detector.registry.resolve_weights", lambda name, f=folder: resolve_weights(str(f)))
+        assert unet_folder("bundled") == folder / expected

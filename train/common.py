@@ -52,12 +52,13 @@ def save_grid(x_uint8: torch.Tensor, path: Path, columns: int = 8) -> None:
 
 
 def unet_folder(name: str) -> Path | None:
-    """A UNet named in a config: "bundled" (the bundled diffusion UNet's folder), a diffusers UNet folder, or
-    None for ""."""
+    """A UNet named in a config: "bundled" (the bundled DIFFUSION UNet's folder: ``unet/``, also where the bundled
+    weights carry a distilled ε network in ``eps-unet/``), a diffusers UNet folder, or None for ""."""
     from detector.registry import resolve_weights
 
     if name in ("bundled", "bundled-fast"):
-        return resolve_weights("bundled").unet
+        spec = resolve_weights("bundled")
+        return spec.dire_unet or spec.unet
     return Path(name) if name else None
 
 
