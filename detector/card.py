@@ -67,6 +67,8 @@ def card_markdown(name: str) -> str:
     metrics = card.get("metrics", {})
     if metrics:
         out += _metrics_table(metrics)
+    if card.get("eps_network", {}).get("trade"):  # a distilled ε network: what it trades for its speed
+        out += ["", f"**ε network:** {card['eps_network']['trade']}"]
     if card.get("threshold_policy"):
         out += ["", f"**Threshold:** {card['threshold_policy']}."]
     families = metrics.get("student", {}).get("families", {})

@@ -114,13 +114,14 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 _BUNDLED_LICENSE = "CC BY-NC 4.0 (weights; reasons in detector/weights/card.json)"
-_BUNDLED_UNET = "UNet2DModel trained by train/, 3.7 M parameters, 64 px"
+_BUNDLED_EPS_UNET = "UNet2DModel distilled by train/ from the diffusion UNet's ε at t=0, 1.30 M parameters, 64 px"
+_BUNDLED_DIRE_UNET = "UNet2DModel trained by train/, 3.71 M parameters, 64 px"
 register(ModelEntry(ModelConfig(
     "bundled", "DistilDIRE — bundled (1 UNet call per tile)",
-    "DistilDIRE student on [image, ε] from a small diffusion UNet, both trained here by train/ on public generators' "
-    "images and photos", _BUNDLED_LICENSE, "image+eps", 64,
-    TilingConfig(64, 16, "top50_mean"), calibration=None, policy=None, eps_network=_BUNDLED_UNET),
-    bundled_variant="distildire"))
+    "DistilDIRE student on [image, ε], ε from a small UNet distilled from a small diffusion UNet (which keeps the "
+    "DIRE map), all trained here by train/ on public generators' images and photos", _BUNDLED_LICENSE, "image+eps", 64,
+    TilingConfig(64, 16, "mean_logit"), calibration=None, policy=None, eps_network=_BUNDLED_EPS_UNET,
+    dire_network=_BUNDLED_DIRE_UNET), bundled_variant="distildire"))
 register(ModelEntry(ModelConfig(
     "bundled-fast", "Image-only fast tier — bundled (0 UNet calls)",
     "A classifier on the image tiles alone, distilled from the bundled DistilDIRE student", _BUNDLED_LICENSE,

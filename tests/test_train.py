@@ -355,6 +355,15 @@ def test_a_distilled_eps_network_goes_through_the_recipe(recipe, tiny_weights, t
     card = json.loads((tmp_path / "weights" / "card.json").read_text())
     entry = card["variants"]["distildire"]
     assert (entry["unet"], entry["dire_unet"]) == ("eps-unet", "unet") and "distilled" in entry["eps_network"]
+    trade = card["eps_network"]  # what the distilled network trades, stated in the card and on the page
+    assert trade["gflop_per_16_tiles"] > 0 and trade["held_out_relative_eps_error"] == distilled["held_out_relative_error"]
+    from detector.card import card_markdown
+
+    assert trade["trade"] in card_markdown(str(tmp_path / "weights"))
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "weights" / "eps-unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())  # noqa: SIM118 (not a dict)
     assert card["variants"]["image-only"]["carried_over"] and card["metrics"]["image-only"]["carried_over"]
     detector = Detector.from_pretrained(str(tmp_path / "weights"))
     assert tuple(detector.unet.config.block_out_channels) == (16, 32)

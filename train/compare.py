@@ -130,13 +130,14 @@ def main() -> None:
     parser.add_argument("--candidate", required=True, help="the recipe that would replace it")
     parser.add_argument("--auc-tolerance", type=float, default=0.005)
     parser.add_argument("--tpr-tolerance", type=float, default=0.01)
-    parser.add_argument("--json", help="also write every figure here")
+    parser.add_argument("--json", help="where to write every figure (default: the candidate's eval/compare.json, "
+                                       "which train.export puts in the model card)")
     args = parser.parse_args()
-    c = compare(load_config(args.config), load_config(args.candidate), args.auc_tolerance, args.tpr_tolerance)
+    candidate = load_config(args.candidate)
+    c = compare(load_config(args.config), candidate, args.auc_tolerance, args.tpr_tolerance)
     print(report_text(args.config, args.candidate, c))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(c, f, indent=2)
+    with open(args.json or candidate.work.eval / "compare.json", "w") as f:
+        json.dump({"reference": args.config, "candidate": args.candidate, **c}, f, indent=2)
 
 
 if __name__ == "__main__":

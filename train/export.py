@@ -30,7 +30,7 @@ from .corpus import Record, corpus_records
 #: card variant name → recipe variant
 SHIPPED = {"distildire": "student", "image-only": "image-only"}
 VARIANT_DESCRIPTIONS = {
-    "distildire": "ResNet-{depth} student on [image, ε] of native-resolution tiles, ε from a small diffusion UNet",
+    "distildire": "ResNet-{depth} student on [image, ε] of native-resolution tiles, ε from {eps}",
     "image-only": "ResNet-{depth} on the image tiles alone, distilled from the DistilDIRE student",
 }
 
@@ -40,6 +40,44 @@ def eps_network_text(unet, distilled: bool = False) -> str:
     from the diffusion UNet's ε at t = 0, train.distil)."""
     how = "distilled by train/ from the diffusion UNet's ε at t=0" if distilled else "trained by train/"
     return f"UNet2DModel {how}, {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, {unet.config.sample_size} px"
+
+def unet_gflop(unet, tiles: int = 16) -> float:
+    """GFLOP of one ε call on ``tiles`` tiles (torch's FLOP counter: the same on every machine)."""
+    import copy
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = int(unet.config.sample_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():  # on a float32 copy: the export stays float16
+        copy.deepcopy(unet).float()(torch.zeros(tiles, unet.config.in_channels, size, size), torch.zeros(tiles))
+    return counter.get_total_flops() / 1e9
+
+
+def eps_network_trade(cfg: RecipeConfig, distilled, diffusion) -> dict:
+    """What a distilled ε network trades, for the card: compute per image against the diffusion UNet's, its ε
+    error (``distil.json``) and, where ``train.compare`` wrote one, the out-of-fold comparison it was adopted on."""
+    fast, slow = unet_gflop(distilled), unet_gflop(diffusion)
+    distil = json.loads((cfg.work.diffusion / "distil.json").read_text())
+    trade = {"parameters_m": round(sum(p.numel() for p in distilled.parameters()) / 1e6, 2),
+             "teacher_parameters_m": round(sum(p.numel() for p in diffusion.parameters()) / 1e6, 2),
+             "gflop_per_16_tiles": round(fast, 1), "teacher_gflop_per_16_tiles": round(slow, 1),
+             "held_out_relative_eps_error": distil["held_out_relative_error"], "distil_steps": distil["steps"]}
+    text = (f"ε comes from a {trade['parameters_m']:.2f} M-parameter UNet distilled from the "
+            f"{trade['teacher_parameters_m']:.2f} M diffusion UNet: {fast:.1f} instead of {slow:.1f} GFLOP per image "
+            f"(16 tiles, {slow / fast:.1f}x fewer), relative ε error {trade['held_out_relative_eps_error']:.3f} on "
+            "held-out photo crops; the student was retrained on its ε")
+    comparison = cfg.work.eval / "compare.json"
+    if comparison.is_file():
+        c = json.loads(comparison.read_text())
+        (tr, _), (tn, _) = c["tpr_fpr_at_card_threshold"]["reference"], c["tpr_fpr_at_card_threshold"]["candidate"]
+        trade["comparison"] = {k: c[k] for k in ("reference", "auc", "tpr_fpr_at_card_threshold", "tpr_at_fpr", "adopt", "rule")}
+        text += (f". Out of fold against the student on the diffusion UNet's ε ({c['reference']}): ROC-AUC "
+                 f"{c['auc']['candidate']:.3f} vs {c['auc']['reference']:.3f}, TPR at the card threshold {tn:.2f} vs "
+                 f"{tr:.2f} ({c['rule']})")
+    trade["trade"] = text + ". The DIRE map still comes from the diffusion UNet."
+    return trade
+
 
 LICENCE = (
     "CC BY-NC 4.0 (weights). The training images include non-commercial sources (ImageNet samples, BSD100, "
@@ -101,6 +139,8 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
     previous settings and metrics, marked as carried over. ``eps_network``: the ε-UNet, in words;
     ``dire_network``: the DIRE map's UNet when it is another one (a distilled ε network)."""
     records = corpus_records(cfg)
+    eps_words = ("a small UNet distilled from a small diffusion UNet (which keeps the DIRE map)" if dire_network
+                 else "a small diffusion UNet")
     variants, carried = {}, []
     for card_name, variant in SHIPPED.items():
         chosen = (metrics or {}).get("models", {}).get(variant, {})
@@ -111,8 +151,8 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
         inputs = VARIANTS[variant].inputs
         policy = {k: float(chosen[k]) for k in ("threshold", "unsure_margin", "unsure_above") if k in chosen}
         variants[card_name] = ModelConfig(
-            card_name, f"{cfg.name} — {card_name}", VARIANT_DESCRIPTIONS[card_name].format(depth=cfg.classifier.depth),
-            LICENCE, inputs, cfg.crops.tile,
+            card_name, f"{cfg.name} — {card_name}", VARIANT_DESCRIPTIONS[card_name].format(
+                depth=cfg.classifier.depth, eps=eps_words), LICENCE, inputs, cfg.crops.tile,
             TilingConfig(cfg.crops.tile, cfg.eval.max_tiles, chosen.get("aggregate", "mean_logit")),
             Calibration.from_card(chosen.get("calibration")), VerdictPolicy(**policy) if policy else VerdictPolicy(),
             eps_network=eps_network if inputs != "image" else "none",
@@ -120,7 +160,7 @@ def build_card(cfg: RecipeConfig, metrics: dict | None, previous: dict | None = 
     card = {
         "name": cfg.name,
         "description": (f"DistilDIRE student (ResNet-{cfg.classifier.depth} on [image, eps] of native-resolution "
-                        f"{cfg.crops.tile}-px tiles, eps from a small diffusion UNet at t=0) and an image-only tier, "
+                        f"{cfg.crops.tile}-px tiles, eps at t=0 from {eps_words}) and an image-only tier, "
                         "trained from scratch on CPU by train/ on public generators' images and photos."),
         "license": LICENCE,
         "preprocessing": variants["distildire"]["preprocessing"],
@@ -208,6 +248,8 @@ def export(cfg: RecipeConfig, out_dir: str | Path = "detector/weights", metrics:
     card = build_card(cfg, metrics, previous if len(trained) < len(SHIPPED) else None,
                       eps_network=eps_network_text(distilled if distilled is not None else diffusion, distilled is not None),
                       dire_network=eps_network_text(diffusion) if distilled is not None else None)
+    if distilled is not None:
+        card["eps_network"] = eps_network_trade(cfg, distilled, diffusion)
     (out / "card.json").unlink(missing_ok=True)  # rewritten below; weights files are overwritten in place
     if distilled is None:
         shutil.rmtree(out / "eps-unet", ignore_errors=True)
