@@ -118,10 +118,18 @@ def call(c, weights: str, paths: list[str]) -> list:
     return table["data"]
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def single_and_burst(url: str, client, weights: str, images: list[str], repeats: int, users: int,
-                     batches: tuple[int, ...] = (1,), log=print) -> dict:
+                     batches: tuple[int, ...] = (1,), log=print, server: psutil.Process | None = None) -> dict:
     """p50/p95 of requests of each size in ``batches`` (after a warm-up), then ``users`` clients sending one image
-    each at once: failures, p50/p95 and the burst's wall time."""
+    each at once: failures, p50/p95 and the burst's wall time. With ``server``, also the CPU time per image of
+    the server process and of this (client) process during the burst: both share the machine here, while a
+    hosted page's clients are browsers elsewhere."""
     from gradio_client import Client
 
     figures = {}
@@ -146,15 +154,23 @@ def single_and_burst(url: str, client, weights: str, images: list[str], repeats:
             return None
         return (time.perf_counter() - start) * 1e3
 
+    here = psutil.Process()
+    cpu_before = (cpu_seconds(server) if server else 0.0, cpu_seconds(here))
     start = time.perf_counter()
     with ThreadPoolExecutor(users) as pool:
         latencies = list(pool.map(one_user, clients))
+    if server:
+        figures.update(burst_server_cpu_ms_per_image=(cpu_seconds(server) - cpu_before[0]) * 1e3 / users,
+                       burst_client_cpu_ms_per_image=(cpu_seconds(here) - cpu_before[1]) * 1e3 / users)
     ok = [v for v in latencies if v is not None]
     figures.update(burst_ms=(time.perf_counter() - start) * 1e3, failures=users - len(ok),
                    burst_p50=statistics.median(ok) if ok else float("nan"), burst_p95=percentile(ok, 95) if ok else float("nan"))
     log(f"{users} users at once, 1 image each: {figures['failures']} failures; p50 {figures['burst_p50']:.0f} ms, p95 "
         f"{figures['burst_p95']:.0f} ms; burst done in {figures['burst_ms']:.0f} ms = "
         f"{figures['burst_ms'] / figures['p50_1']:.1f}x the single-request median")
+    if server:
+        log(f"  CPU time per image during the burst: server {figures['burst_server_cpu_ms_per_image']:.0f} ms, "
+            f"clients (this process) {figures['burst_client_cpu_ms_per_image']:.0f} ms")
     for c in clients:
         c.close()
     return figures
@@ -162,8 +178,9 @@ def single_and_burst(url: str, client, weights: str, images: list[str], repeats:
 
 def latency_figures(weights: str, repeats: int, users: int, busy_core: bool = False, env: dict | None = None) -> dict:
     """One image p50/p95 and the burst of ``users``, on a fresh server (``bench.cpu`` runs it per runtime)."""
-    with running_app(weights, busy_core, env) as (url, _, client), tempfile.TemporaryDirectory() as tmp:
-        return single_and_burst(url, client, weights, make_images(Path(tmp), 1), repeats, users, log=lambda _: None)
+    with running_app(weights, busy_core, env) as (url, server, client), tempfile.TemporaryDirectory() as tmp:
+        return single_and_burst(url, client, weights, make_images(Path(tmp), 1), repeats, users, log=lambda _: None,
+                                server=server)
 
 
 def main() -> None:
@@ -179,7 +196,7 @@ def main() -> None:
         images = make_images(Path(tmp), 8)
         print(f"app: {args.weights}; {os.cpu_count()} CPUs{'; one core kept busy by another process' if args.busy_core else ''}; "
               f"images 640x480 JPEG; {args.repeats} requests each")
-        single_and_burst(url, client, args.weights, images, args.repeats, args.users, batches=(1, 8))
+        single_and_burst(url, client, args.weights, images, args.repeats, args.users, batches=(1, 8), server=process)
 
         # finding 6: a heavy request (16 images, DIRE + robustness) must not stall a single-image user
         (Path(tmp) / "heavy").mkdir()

@@ -225,7 +225,8 @@ def app_table(repeats: int, users: int) -> None:
             print(f"  {'one core busy' if busy else 'quiet':<14} {runtime:<11} one image p50 {figures['p50_1']:6.0f} ms "
                   f"p95 {figures['p95_1']:6.0f} ms | {users} users: {figures['failures']} failures, wall "
                   f"{figures['burst_ms']:6.0f} ms ({figures['burst_ms'] / figures['p50_1']:.1f}x p50), p95 "
-                  f"{figures['burst_p95']:6.0f} ms", flush=True)
+                  f"{figures['burst_p95']:6.0f} ms; CPU per image: server {figures['burst_server_cpu_ms_per_image']:.0f} ms, "
+                  f"clients {figures['burst_client_cpu_ms_per_image']:.0f} ms", flush=True)
 
 
 def main() -> None:
