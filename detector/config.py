@@ -180,8 +180,9 @@ class ModelConfig:
         geometry = (f"native-resolution {self.image_size}-px tiles (up to {self.tiling.max_tiles}, logits combined by "
                     f"{self.tiling.aggregate})" if self.tiling else
                     f"shorter side resized to {self.image_size} px, centre crop")
-        reads = {"image+eps": "the image and the ε a diffusion UNet predicts for it at t = 0",
-                 "image": "the image alone", "eps": "the ε a diffusion UNet predicts at t = 0"}[self.inputs]
+        unet = "a UNet distilled from a diffusion UNet" if self.dire_network else "a diffusion UNet"
+        reads = {"image+eps": f"the image and the ε {unet} predicts for it at t = 0",
+                 "image": "the image alone", "eps": f"the ε {unet} predicts at t = 0"}[self.inputs]
         lines = [f"Reads {reads}; {geometry}.",
                  f"ε network: {self.eps_network}; {self.unet_calls_per_image} UNet call(s) per image for a verdict"
                  + (f", {self.dire_unet_calls} more for the teacher's DIRE map (DDIM-{self.ddim_steps}"

@@ -367,6 +367,7 @@ def test_a_distilled_eps_network_goes_through_the_recipe(recipe, tiny_weights, t
     assert card["variants"]["image-only"]["carried_over"] and card["metrics"]["image-only"]["carried_over"]
     detector = Detector.from_pretrained(str(tmp_path / "weights"))
     assert tuple(detector.unet.config.block_out_channels) == (16, 32)
+    assert "a UNet distilled from a diffusion UNet" in detector.config.summary_lines()[0]  # said where it is shown
     result = detector.detect([build_records(cfg.corpus)[0].path], with_dire=True)[0]
     assert result.ok and result.dire is not None
     diffusion = load_unet(tiny_weights / "unet")  # DIRE is the diffusion UNet's (exported in float16)
