@@ -41,6 +41,7 @@ def eps_network_text(unet, distilled: bool = False) -> str:
     how = "distilled by train/ from the diffusion UNet's ε at t=0" if distilled else "trained by train/"
     return f"UNet2DModel {how}, {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, {unet.config.sample_size} px"
 
+
 def unet_gflop(unet, tiles: int = 16) -> float:
     """GFLOP of one ε call on ``tiles`` tiles (torch's FLOP counter: the same on every machine)."""
     import copy
@@ -68,8 +69,11 @@ def eps_network_trade(cfg: RecipeConfig, distilled, diffusion) -> dict:
             f"(16 tiles, {slow / fast:.1f}x fewer), relative ε error {trade['held_out_relative_eps_error']:.3f} on "
             "held-out photo crops; the student was retrained on its ε")
     comparison = cfg.work.eval / "compare.json"
-    if comparison.is_file():
-        c = json.loads(comparison.read_text())
+    c = json.loads(comparison.read_text()) if comparison.is_file() else None
+    if c and cfg.work.metrics.is_file():  # a comparison of an earlier evaluation is not this model's: left out
+        auc = json.loads(cfg.work.metrics.read_text())["models"]["student"]["clean"]["auc"]
+        c = c if abs(c["auc"]["candidate"] - auc) < 1e-9 else None
+    if c:
         (tr, _), (tn, _) = c["tpr_fpr_at_card_threshold"]["reference"], c["tpr_fpr_at_card_threshold"]["candidate"]
         trade["comparison"] = {k: c[k] for k in ("reference", "auc", "tpr_fpr_at_card_threshold", "tpr_at_fpr", "adopt", "rule")}
         text += (f". Out of fold against the student on the diffusion UNet's ε ({c['reference']}): ROC-AUC "
