@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from .config import RecipeConfig, load_config
 from .corpus import corpus_records
+from .evaluate import binary_metrics
 
 FIXED_FPRS = (0.02, 0.05, 0.10, 0.20)
 
@@ -39,8 +40,9 @@ def tpr_at_fpr(y: np.ndarray, p: np.ndarray, fpr: float) -> float:
 
 
 def operating_point(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float]:
-    flagged = p >= threshold
-    return float(flagged[y == 1].mean()), float(flagged[y == 0].mean())
+    """(TPR, FPR) at ``threshold``, as ``train.evaluate`` counts them."""
+    m = binary_metrics(y, p, threshold)
+    return m["tpr"], m["fpr"]
 
 
 def paired_bootstrap(y: np.ndarray, p_ref: np.ndarray, p_new: np.ndarray, figure, rounds: int = 2000,
